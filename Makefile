@@ -1,0 +1,41 @@
+# Every target creates and uses the local virtual environment in .venv;
+# nothing relies on packages installed by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo demo-bad-fix test lint typecheck contracts check bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/selfheal demo
+
+demo-bad-fix: $(STAMP)
+	$(BIN)/selfheal demo --scenario bad-fix
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check agent states sequences storage tests benchmarks
+	$(BIN)/ruff format --check agent states sequences storage tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy agent states sequences storage
+
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+check: lint typecheck contracts test
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/agent.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
