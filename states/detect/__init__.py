@@ -1,0 +1,1 @@
+"""Phase 2: decide which windows are anomalous and which anomalies are actionable."""

@@ -1,0 +1,1 @@
+"""Phase 4: turn a diagnosis into candidate fixes (patches or operational actions)."""
