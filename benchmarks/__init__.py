@@ -1,0 +1,1 @@
+"""Benchmarks that measure selfheal against public data sets and published results."""
