@@ -1,0 +1,110 @@
+"""Online baselines that learn a metric's normal level, spread and daily/weekly shape.
+
+The streaming detector keeps thousands of series alive on one core, so every
+baseline here is O(1) per point, holds a fixed handful of floats, and is plain
+Python (numpy call overhead would dominate at one value per call).  Each class
+can dump and restore itself as a JSON-friendly dict so detector state survives
+an agent restart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SECONDS_PER_HOUR = 3600.0
+HOURS_PER_WEEK = 168
+# Mean absolute deviation of a normal variable is sigma * sqrt(2/pi).
+MAD_TO_SIGMA = math.sqrt(math.pi / 2.0)
+
+
+def smoothing_factor(half_life: float) -> float:
+    """EW smoothing factor whose weights halve every ``half_life`` points."""
+    return 1.0 - math.pow(0.5, 1.0 / half_life)
+
+
+@dataclass
+class EwLevel:
+    """Exponentially weighted level and mean absolute deviation of a signal around it."""
+
+    level_half_life: float
+    spread_half_life: float
+    level: float = 0.0
+    spread: float = 0.0
+    count: int = 0
+
+    def residual(self, value: float) -> float:
+        """How far ``value`` is from the level, before it is learned."""
+        return value - self.level if self.count else 0.0
+
+    def sigma(self) -> float:
+        """The spread expressed as a normal standard deviation."""
+        return self.spread * MAD_TO_SIGMA
+
+    def learn(self, value: float) -> None:
+        """Move level and spread towards ``value``."""
+        if not self.count:
+            self.level = value
+            self.count = 1
+            return
+        error = abs(value - self.level)
+        rate_s = max(smoothing_factor(self.spread_half_life), 1.0 / (self.count + 1))
+        self.spread += rate_s * (error - self.spread)
+        rate_l = max(smoothing_factor(self.level_half_life), 1.0 / (self.count + 1))
+        self.level += rate_l * (value - self.level)
+        self.count += 1
+
+    def reset_level(self, value: float) -> None:
+        """Jump to a new level after a confirmed level shift, keeping the learned spread."""
+        self.level = value
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-friendly copy of the baseline."""
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> EwLevel:
+        """Rebuild a baseline dumped by ``to_state``."""
+        return cls(**state)
+
+
+@dataclass
+class SeasonalProfile:
+    """Typical offset from the level for each hour of the week, learned online."""
+
+    half_life: float
+    offsets: list[float] = field(default_factory=lambda: [0.0] * HOURS_PER_WEEK)
+    seen: list[int] = field(default_factory=lambda: [0] * HOURS_PER_WEEK)
+
+    def offset(self, slot: int) -> float:
+        """Learned offset of ``slot`` (zero until the slot has been seen)."""
+        return self.offsets[slot]
+
+    def learn(self, slot: int, deviation: float) -> None:
+        """Blend a new deviation from the level into ``slot``."""
+        seen = self.seen[slot]
+        rate = max(smoothing_factor(self.half_life), 1.0 / (seen + 1))
+        self.offsets[slot] += rate * (deviation - self.offsets[slot])
+        self.seen[slot] = seen + 1
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-friendly copy of the profile."""
+        return {"half_life": self.half_life, "offsets": list(self.offsets), "seen": list(self.seen)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SeasonalProfile:
+        """Rebuild a profile dumped by ``to_state``."""
+        return cls(state["half_life"], list(state["offsets"]), list(state["seen"]))
+
+
+def hour_of_week(epoch_seconds: float) -> int:
+    """Slot 0..167 of a UTC timestamp, Monday 00:00 being slot 0."""
+    hours = int(epoch_seconds // SECONDS_PER_HOUR)
+    # 1970-01-01 was a Thursday: shift so that Monday starts the week.
+    return (hours + 72) % HOURS_PER_WEEK
+
+
+def normal_tail(z: float) -> float:
+    """One-sided tail probability P(Z > z) of a standard normal variable."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
