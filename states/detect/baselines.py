@@ -13,8 +13,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SECONDS_PER_HOUR = 3600.0
-HOURS_PER_WEEK = 168
 # Mean absolute deviation of a normal variable is sigma * sqrt(2/pi).
 MAD_TO_SIGMA = math.sqrt(math.pi / 2.0)
 
@@ -71,11 +69,17 @@ class EwLevel:
 
 @dataclass
 class SeasonalProfile:
-    """Typical offset from the level for each hour of the week, learned online."""
+    """Typical offset from the level for each slot of a season, learned online."""
 
     half_life: float
-    offsets: list[float] = field(default_factory=lambda: [0.0] * HOURS_PER_WEEK)
-    seen: list[int] = field(default_factory=lambda: [0] * HOURS_PER_WEEK)
+    slots: int
+    offsets: list[float] = field(default_factory=list)
+    seen: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.offsets:
+            self.offsets = [0.0] * self.slots
+            self.seen = [0] * self.slots
 
     def offset(self, slot: int) -> float:
         """Learned offset of ``slot`` (zero until the slot has been seen)."""
@@ -90,19 +94,21 @@ class SeasonalProfile:
 
     def to_state(self) -> dict[str, Any]:
         """JSON-friendly copy of the profile."""
-        return {"half_life": self.half_life, "offsets": list(self.offsets), "seen": list(self.seen)}
+        return asdict(self)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SeasonalProfile:
         """Rebuild a profile dumped by ``to_state``."""
-        return cls(state["half_life"], list(state["offsets"]), list(state["seen"]))
+        return cls(**state)
 
 
-def hour_of_week(epoch_seconds: float) -> int:
-    """Slot 0..167 of a UTC timestamp, Monday 00:00 being slot 0."""
-    hours = int(epoch_seconds // SECONDS_PER_HOUR)
-    # 1970-01-01 was a Thursday: shift so that Monday starts the week.
-    return (hours + 72) % HOURS_PER_WEEK
+def season_slot(epoch_seconds: float, period_seconds: float, slots: int) -> int:
+    """Slot 0..slots-1 of a UTC timestamp within a season of ``period_seconds``.
+
+    Epoch 0 fell on a Thursday; a weekly season therefore starts on Thursday 00:00,
+    which does not matter as long as the slot is the same every week.
+    """
+    return int((epoch_seconds % period_seconds) / period_seconds * slots) % slots
 
 
 def normal_tail(z: float) -> float:

@@ -32,8 +32,12 @@ class DetectorSettings:
     spread_half_life: float = 400.0
     slow_level_half_life: float = 300.0
     seasonal_half_life: float = 3.0
+    season_seconds: float = 86400.0
+    season_slots: int = 48
+    choose_best: bool = True
+    best_ratio: float = 0.7
     seasonal_min_seen: int = 2
-    average_window: int = 8
+    average_window: int = 1
     history_half_life: float = 3000.0
     warmup_points: int = 30
     refractory_points: int = 150
@@ -83,22 +87,24 @@ class MetricDetector:
         self.fast = baselines.EwLevel(s.level_half_life, s.spread_half_life)
         self.slow = baselines.EwLevel(s.slow_level_half_life, s.spread_half_life)
         self.seasonal_spread = baselines.EwLevel(s.spread_half_life, s.spread_half_life)
-        self.season = baselines.SeasonalProfile(s.seasonal_half_life)
+        self.season = baselines.SeasonalProfile(s.seasonal_half_life, s.season_slots)
         self.history = _History(s.history_half_life)
 
     def update(self, timestamp: datetime | float, value: float) -> float:
         """Score ``value`` observed at ``timestamp`` (datetime or epoch seconds), then learn it."""
         epoch = timestamp.timestamp() if isinstance(timestamp, datetime) else float(timestamp)
-        slot = baselines.hour_of_week(epoch)
+        settings = self.settings
+        slot = baselines.season_slot(epoch, settings.season_seconds, settings.season_slots)
         z = self._surprise(slot, value)
         self._learn(slot, value)
         average = self._average(z)
         tail = self.history.tail(average) if self.history.count else 0.5
         self.history.learn(average)
+        score = _score_from_tail(tail)
         self.points += 1
-        if self.points <= self.settings.warmup_points:
+        if self.points <= settings.warmup_points:
             return 0.0
-        return self._report(_score_from_tail(tail))
+        return self._report(score)
 
     def _surprise(self, slot: int, value: float) -> float:
         """Standardised error of the better of the two predictions of ``value``."""
@@ -108,7 +114,10 @@ class MetricDetector:
         if self.season.seen[slot] >= self.settings.seasonal_min_seen:
             predicted = self.slow.level + self.season.offset(slot)
             seasonal_z = _z(value - predicted, self.seasonal_spread.sigma(), predicted)
-            z = min(z, seasonal_z)
+            if not self.settings.choose_best:
+                z = min(z, seasonal_z)
+            elif self.seasonal_spread.spread < self.settings.best_ratio * self.fast.spread:
+                z = seasonal_z
         return min(z, self.settings.z_cap)
 
     def _learn(self, slot: int, value: float) -> None:
