@@ -1,0 +1,183 @@
+"""From a bag of named values (a JSON object, logfmt pairs, regex groups) to a ``Record``.
+
+JSON lines, logfmt and regex formats differ only in how they split a line into
+named values; which name holds the timestamp, the component or the duration
+is configuration. ``RecordBuilder`` compiles that configuration once (paths
+split, units resolved, zone looked up) so the per-line work is dictionary
+lookups and a few conversions: the JSON-lines path is the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Final
+
+from states.telemetry import fields, stacktraces
+from states.telemetry.fields import FieldError, Rejection
+from states.telemetry.records import Record, StackFrame
+
+TARGETS: Final[tuple[str, ...]] = (
+    "timestamp",
+    "component",
+    "operation",
+    "duration",
+    "status",
+    "level",
+    "message",
+    "version",
+    "instance",
+    "stack",
+)
+
+# The shape every service can write without configuring anything.
+DEFAULT_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "timestamp": ("ts", "timestamp", "time", "@timestamp"),
+    "component": ("component", "service"),
+    "operation": ("operation", "op"),
+    "duration": ("duration_ms",),
+    "status": ("status",),
+    "level": ("level", "severity"),
+    "message": ("message", "msg"),
+    "version": ("version",),
+    "instance": ("instance", "host"),
+    "stack": ("stack", "stack_trace", "exc_info"),
+}
+
+Path = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRules:
+    """Compiled mapping: candidate paths per target plus how values are read."""
+
+    paths: Mapping[str, tuple[Path, ...]]
+    timestamp_formats: tuple[str, ...] = ("iso8601", "epoch")
+    naive_zone: tzinfo = field(default_factory=lambda: fields.zone_named("UTC"))
+    duration_unit_ms: float = 1.0
+    default_component: str | None = None
+    default_level: str = "info"
+
+
+def compile_paths(
+    mapping: Mapping[str, Sequence[str]], dotted: bool
+) -> dict[str, tuple[Path, ...]]:
+    """Candidate paths per target; dotted names walk nested objects when ``dotted``."""
+    unknown = sorted(set(mapping) - set(TARGETS))
+    if unknown:
+        raise ValueError(f"unknown target field(s) {unknown}; known: {list(TARGETS)}")
+    return {
+        target: tuple(tuple(name.split(".")) if dotted else (name,) for name in names)
+        for target, names in mapping.items()
+    }
+
+
+def lookup(values: Mapping[str, object], paths: tuple[Path, ...]) -> object:
+    """The first present, non-null value among ``paths``."""
+    for path in paths:
+        value = values.get(path[0]) if len(path) == 1 else _walk(values, path)
+        if value is not None:
+            return value
+    return None
+
+
+def _walk(values: Mapping[str, object], path: Path) -> object:
+    current: object = values
+    for key in path:
+        if not isinstance(current, dict):
+            return None
+        current = current.get(key)
+    return current
+
+
+class RecordBuilder:
+    """Builds records from named values according to one compiled mapping."""
+
+    def __init__(self, rules: BuildRules) -> None:
+        paths = rules.paths
+        self._rules = rules
+        self._ts = paths.get("timestamp", ())
+        self._component = paths.get("component", ())
+        self._operation = paths.get("operation", ())
+        self._duration = paths.get("duration", ())
+        self._status = paths.get("status", ())
+        self._level = paths.get("level", ())
+        self._message = paths.get("message", ())
+        self._version = paths.get("version", ())
+        self._instance = paths.get("instance", ())
+        self._stack = paths.get("stack", ())
+        self._iso_first = rules.timestamp_formats[:1] == ("iso8601",)
+
+    def build(self, values: Mapping[str, object]) -> Record | Rejection:
+        """One record, or the reason the values cannot make one."""
+        try:
+            return self._build(values)
+        except FieldError as error:
+            return Rejection(error.reason, str(error))
+
+    def _build(self, values: Mapping[str, object]) -> Record:
+        rules = self._rules
+        timestamp = self.timestamp(lookup(values, self._ts))
+        component = lookup(values, self._component)
+        if component is None or component == "":
+            component = rules.default_component
+            if component is None:
+                raise FieldError(fields.NO_COMPONENT, "no component field and no default")
+        duration = lookup(values, self._duration)
+        status = lookup(values, self._status)
+        level = lookup(values, self._level)
+        stack = lookup(values, self._stack)
+        return Record(
+            timestamp=timestamp,
+            component=_text(component, "component"),
+            operation=_text(lookup(values, self._operation) or "", "operation"),
+            duration_ms=None
+            if duration is None
+            else fields.coerce_duration_ms(duration, rules.duration_unit_ms),
+            status=None if status is None else fields.coerce_status(status),
+            level=rules.default_level if level is None else fields.normalize_level(level),
+            message=_message(lookup(values, self._message)),
+            version=_optional_text(lookup(values, self._version), "version"),
+            instance=_optional_text(lookup(values, self._instance), "instance"),
+            frames=() if stack is None else stack_frames(stack),
+        )
+
+    def timestamp(self, value: object) -> datetime:
+        """The record time in UTC; ISO strings take a fast path."""
+        if value is None:
+            raise FieldError(fields.NO_TIMESTAMP, "no timestamp field")
+        rules = self._rules
+        if self._iso_first and type(value) is str:
+            try:
+                return fields.to_utc(datetime.fromisoformat(value), rules.naive_zone)
+            except ValueError:
+                pass
+        return fields.parse_timestamp(value, rules.timestamp_formats, rules.naive_zone)
+
+
+def stack_frames(stack: object) -> tuple[StackFrame, ...]:
+    """Frames from a stack given as one string or as a list of lines."""
+    if isinstance(stack, str):
+        return stacktraces.parse_stack_text(stack)
+    if isinstance(stack, list) and all(isinstance(line, str) for line in stack):
+        return stacktraces.parse_frames(stack)
+    raise FieldError(fields.BAD_FIELD, f"stack has type {type(stack).__name__}")
+
+
+def _text(value: object, name: str) -> str:
+    if type(value) is str:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise FieldError(fields.BAD_FIELD, f"{name} has type {type(value).__name__}")
+
+
+def _optional_text(value: object, name: str) -> str | None:
+    return None if value is None else _text(value, name)
+
+
+def _message(value: object) -> str:
+    if value is None:
+        return ""
+    return value if type(value) is str else str(value)
