@@ -37,7 +37,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "petshop"
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "petshop.json"
 SCENARIOS = ("low_traffic", "high_traffic", "temporal_traffic1", "temporal_traffic2")
-SPLITS = ("test",)
 ONSET_ROW = 2
 RANDOM_SEEDS = tuple(range(20))
 NSIGMA_THRESHOLD = 3.0
@@ -131,8 +130,8 @@ def issue_dirs(scenario_dir: Path, split: str) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("_")[1]))
 
 
-def load_scenario(data: Path, scenario: str) -> list[Incident]:
-    """Every test incident of one scenario with its normal period attached."""
+def load_scenario(data: Path, scenario: str, splits: Sequence[str] = ("test",)) -> list[Incident]:
+    """Every incident of the scenario's chosen splits with its normal period attached."""
     scenario_dir = data / "dataset" / scenario
     graph = read_graph(scenario_dir / "graph.csv")
     noissue_path = scenario_dir / "noissue" / "metrics.csv"
@@ -141,7 +140,7 @@ def load_scenario(data: Path, scenario: str) -> list[Incident]:
     frames = [read_frame(d / "metrics.csv") for d in every]
     incidents = []
     for index, directory in enumerate(every):
-        if directory.parent.name not in SPLITS:
+        if directory.parent.name not in splits:
             continue
         target = json.loads((directory / "target.json").read_text())
         reference = normal_frame(frames, index, noissue)
@@ -303,10 +302,10 @@ METHODS: dict[str, Ranker] = {
 }
 
 
-def run(data: Path) -> dict[str, object]:
-    """Load every test issue, score every method, return the results document."""
+def run(data: Path, splits: Sequence[str] = ("test",)) -> dict[str, object]:
+    """Load every issue of the splits, score every method, return the results document."""
     started = time.perf_counter()
-    incidents = [i for s in SCENARIOS for i in load_scenario(data, s)]
+    incidents = [i for s in SCENARIOS for i in load_scenario(data, s, splits)]
     loaded = time.perf_counter()
     results = {"random": evaluate_random(incidents)}
     timings = {}
@@ -316,6 +315,7 @@ def run(data: Path) -> dict[str, object]:
         timings[name] = time.perf_counter() - began
     return {
         "data": str(data),
+        "splits": list(splits),
         "incidents": {s: sum(i.scenario == s for i in incidents) for s in SCENARIOS},
         "load_seconds": loaded - started,
         "rank_seconds": timings,
@@ -342,8 +342,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="PetShop folder")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
+    parser.add_argument(
+        "--split",
+        choices=("test", "train", "all"),
+        default="test",
+        help="issues to score; 'train' holds issues never looked at while building the ranking",
+    )
     args = parser.parse_args(argv)
-    document = run(args.data)
+    document = run(args.data, ("train", "test") if args.split == "all" else (args.split,))
     print(format_table(document["results"]))  # type: ignore[arg-type]
     print(f"incidents {document['incidents']}  load {document['load_seconds']:.1f}s")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -108,6 +108,29 @@ class TestPropagatedFaults:
         assert ranking[0] == "db"
 
 
+class TestRemoteViews:
+    def test_a_leaf_that_only_views_a_sick_service_is_explained_by_it(self) -> None:
+        # "balancer" is a leaf the front calls; its latency wraps "api", which the graph
+        # does not say.  A fault in db makes api, balancer and front slow.
+        graph = {**GRAPH, "front": ["api", "cache", "balancer"], "balancer": []}
+        series = simulate({"db": (ONSET, 0.2)})
+        noise = 1.0 + 0.01 * np.random.default_rng(3).standard_normal(ROWS)
+        series["balancer"] = {LATENCY: (series["api"][LATENCY] + 0.01) * noise}
+        ranked = rank_components(window_of(series), "front", SETTINGS, graph)
+        explanation = {r.component: r.explanation for r in ranked}
+        assert ranked[0].component == "db"
+        assert explanation["balancer"]["dependencies"] == -explanation["balancer"]["deviation"]
+
+    def test_without_the_rule_the_same_leaf_is_not_explained(self) -> None:
+        graph = {**GRAPH, "front": ["api", "cache", "balancer"], "balancer": []}
+        series = simulate({"db": (ONSET, 0.2)})
+        series["balancer"] = {LATENCY: series["api"][LATENCY] + 0.01}
+        strict = RankingSettings(SETTINGS.deviation, leaves_may_hide_services=False)
+        ranked = rank_components(window_of(series), "front", strict, graph)
+        balancer = next(r for r in ranked if r.component == "balancer")
+        assert balancer.explanation["dependencies"] == 0.0
+
+
 class TestHealthyService:
     def test_nothing_scores_as_anomalous_when_nothing_broke(self) -> None:
         ranked = rank_components(window_of(simulate({})), "front", SETTINGS, GRAPH)

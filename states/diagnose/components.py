@@ -52,6 +52,7 @@ class RankingSettings:
     onset_weight: float = 0.5
     onset_cap: int = 2
     path_penalty: float = 1.0
+    leaves_may_hide_services: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,48 @@ def observed_callees(component: str, callees: Callees, observed: frozenset[str])
         else:
             stack.extend(callees.get(callee, frozenset()))
     return frozenset(found)
+
+
+def ancestors_of(component: str, callees: Callees) -> frozenset[str]:
+    """Every component that calls this one, directly or not."""
+    callers: dict[str, set[str]] = {}
+    for caller, called in callees.items():
+        for callee in called:
+            callers.setdefault(callee, set()).add(caller)
+    seen: set[str] = set()
+    stack = [component]
+    while stack:
+        for caller in callers.get(stack.pop(), ()):
+            if caller not in seen:
+                seen.add(caller)
+                stack.append(caller)
+    return frozenset(seen)
+
+
+def hidden_callees(
+    component: str, own: MetricShift, callees: Callees, shifts: Shifts, threshold: float
+) -> frozenset[str]:
+    """Services a leaf of the graph may be a remote view of.
+
+    Call graphs end in endpoints seen only from the caller's side (a load
+    balancer, a proxy): their latency contains the service behind them,
+    which the graph does not link.  A leaf is taken to front any service (a
+    component with callees of its own) that does not call it, normally
+    answers no slower than it, and is anomalous in the same kind of metric.
+    """
+    if callees.get(component):
+        return frozenset()
+    above = ancestors_of(component, callees)
+    family = metric_family(own.metric)
+    return frozenset(
+        name
+        for name, metrics in shifts.items()
+        if name != component and name not in above and callees.get(name)
+        for same in [metrics.get(own.metric)]
+        if same is not None
+        and same.level <= own.level
+        and any(s.z >= threshold for m, s in metrics.items() if metric_family(m) == family)
+    )
 
 
 def explained_share(
@@ -184,16 +227,37 @@ class Context:
     observed: frozenset[str]
 
 
+def dependency_share(
+    component: str,
+    own: MetricShift | None,
+    callees: Callees,
+    context: Context,
+    settings: RankingSettings,
+) -> float:
+    """Share of the component's move that what it calls accounts for, 0 to 1.
+
+    A remote view of an anomalous service (see ``hidden_callees``) is wholly
+    that service's victim.
+    """
+    if own is None:
+        return 0.0
+    threshold = settings.deviation.threshold
+    if settings.leaves_may_hide_services and hidden_callees(
+        component, own, callees, context.shifts, threshold
+    ):
+        return 1.0
+    below = observed_callees(component, callees, context.observed)
+    return explained_share(own, below, context.shifts, threshold)
+
+
 def explain(component: str, context: Context, settings: RankingSettings) -> dict[str, float]:
     """Named contributions to one component's score."""
-    threshold = settings.deviation.threshold
     own = strongest(context.shifts[component], context.family, settings)
     size = own.z * relevance(own.metric, context.family, settings) if own else 0.0
     deviation = float(np.log1p(size))
     parts = {"deviation": deviation, "onset": onset_feature(own, context.front_onset, settings)}
     if context.callees is not None:
-        below = observed_callees(component, context.callees, context.observed)
-        share = explained_share(own, below, context.shifts, threshold) if own else 0.0
+        share = dependency_share(component, own, context.callees, context, settings)
         parts["dependencies"] = -settings.dependency_weight * share * deviation
         parts["path"] = 0.0 if component in context.connected else -settings.path_penalty
     return parts

@@ -76,7 +76,11 @@ class DeviationSettings:
     bounds how many rows before the onset give the local level;
     ``persistence`` is how many incident rows a deviation must hold for
     (the k-th largest row counts, so one spike is not an incident);
-    ``threshold`` is the shift, in spreads, from which a metric is anomalous.
+    ``threshold`` is the shift, in spreads, from which a metric is anomalous;
+    ``lead_rows`` lets a fault that began that many rows before the declared
+    onset count with its full length; ``min_coverage`` is the share of
+    normal rows a metric must report to be judged at all (a metric seen a
+    handful of times has no known normal).
     """
 
     directions: Mapping[str, float]
@@ -85,16 +89,23 @@ class DeviationSettings:
     recent_points: int = 2
     persistence: int = 2
     threshold: float = 3.0
+    min_coverage: float = 0.25
+    lead_rows: int = 1
 
 
 @dataclass(frozen=True)
 class MetricShift:
-    """One metric's shift during the incident: in spreads, in its own units, and when."""
+    """One metric's shift during the incident: in spreads, in its own units, and when.
+
+    ``level`` is the metric's normal median, kept so callers can compare
+    components on the same metric (a wrapper answers no faster than what it wraps).
+    """
 
     metric: str
     z: float
     delta: float
     onset: int | None
+    level: float = 0.0
 
 
 def robust_scale(normal_values: FloatArray, direction: float, settings: DeviationSettings) -> float:
@@ -156,14 +167,20 @@ def metric_shift(
     direction = settings.directions[metric]
     recent = window.recent[-settings.recent_points :] if settings.recent_points else ()
     reference = reference_rows(window.normal, recent)
-    scale = robust_scale(values[list(reference)], direction, settings)
+    normal_values = values[list(reference)]
+    if np.count_nonzero(np.isfinite(normal_values)) < settings.min_coverage * len(reference):
+        return None
+    scale = robust_scale(normal_values, direction, settings)
     if not np.isfinite(scale):
         return None
     z = harmful_z(values, reference, direction, scale)
     above = z - recent_level(z, recent)
-    shift = max(0.0, sustained(above[window.onset :], settings.persistence))
+    first = max(0, window.onset - settings.lead_rows)
+    shift = max(0.0, sustained(above[first:], settings.persistence))
     start = recent[0] if recent else window.onset
-    return MetricShift(metric, shift, shift * scale, first_breach(above, start, settings.threshold))
+    level = float(np.nanmedian(values[list(reference)]))
+    onset = first_breach(above, start, settings.threshold)
+    return MetricShift(metric, shift, shift * scale, onset, level)
 
 
 def component_shifts(
