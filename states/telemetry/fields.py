@@ -133,6 +133,8 @@ def _whole_number(value: object) -> int | None:
 
 def coerce_duration_ms(value: object, unit_ms: float) -> float:
     """Milliseconds from a number in the configured unit or a string like "1.5s"."""
+    if type(value) is float and 0.0 <= value <= _LONGEST_DURATION_MS / unit_ms:
+        return value * unit_ms
     if isinstance(value, bool):
         raise FieldError(BAD_DURATION, f"duration is a boolean: {value!r}")
     if isinstance(value, int | float):
