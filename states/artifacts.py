@@ -1,0 +1,211 @@
+"""The per-cycle artifacts: what the agent saw, decided and did, as validated JSON.
+
+Each model is written to ``<data_dir>/cycles/<cycle-id>/<kind>.json`` and its
+JSON Schema is published by ``selfheal schema``, so other tools can read a
+cycle without importing selfheal.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Artifact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cycle_id: str
+
+
+class WindowSnapshot(BaseModel):
+    """One window as detection saw it."""
+
+    component: str
+    instance: str = ""
+    start: datetime
+    count: int
+    error_rate: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    health: float | None
+    versions: dict[str, int] = Field(default_factory=dict)
+
+
+class TelemetryArtifact(_Artifact):
+    """The windows around the incident, for every component."""
+
+    window_s: float
+    windows: list[WindowSnapshot]
+    sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class AnomalyEntry(BaseModel):
+    """One anomaly of the cycle."""
+
+    fingerprint: str
+    component: str
+    metric: str
+    category: str
+    detector: str
+    severity: str
+    onset: datetime
+    last_seen: datetime
+    consecutive_windows: int
+    value: float
+    threshold: float
+    baseline: float | None
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class AnomaliesArtifact(_Artifact):
+    """Why the cycle opened."""
+
+    anomalies: list[AnomalyEntry]
+
+
+class SuspectEntry(BaseModel):
+    """One ranked suspect commit with the contribution of every feature."""
+
+    commit: str
+    author: str
+    committed_at: datetime
+    subject: str
+    files: list[str]
+    score: float
+    confidence: float
+    features: dict[str, float]
+    file: str | None = None
+    line: int | None = None
+
+
+class Candidate(BaseModel):
+    """One fix to try, in order."""
+
+    strategy: Literal["revert_commit", "redeploy_version"]
+    commit: str | None = None
+    version: str | None = None
+    file: str | None = None
+    line: int | None = None
+    reason: str = ""
+
+
+class DiagnosisArtifact(_Artifact):
+    """Where the cause is, how sure the agent is, and what it will try."""
+
+    component: str
+    category: str
+    metric: str
+    onset: datetime
+    healthy_version: str | None
+    unhealthy_version: str | None
+    suspect_commit: str | None
+    file: str | None
+    line: int | None
+    confidence: float
+    conclusive: bool
+    suspects: list[SuspectEntry]
+    candidates: list[Candidate]
+    change_events: list[dict[str, Any]]
+    evidence: list[str]
+
+
+class PatchArtifact(_Artifact):
+    """The candidate fix: the diff (also in ``fix.patch``), why, and the tests that must pass."""
+
+    candidate_index: int
+    strategy: str
+    commit: str | None
+    base_version: str
+    target_version: str | None = None
+    files: list[str]
+    diff_bytes: int
+    title: str
+    description: str
+    tests: list[str]
+    pattern_signature: str | None = None
+    pattern_used: bool = False
+
+
+class CommandRun(BaseModel):
+    """One command run in the sandbox."""
+
+    argv: list[str]
+    tree: Literal["unpatched", "patched"]
+    exit_code: int | None
+    duration_s: float
+    timed_out: bool
+    output_tail: str
+
+
+class ValidationArtifact(_Artifact):
+    """What the sandbox showed and the verdict."""
+
+    candidate_index: int
+    base_version: str
+    version: str | None
+    apply_check: bool
+    tests_unpatched: bool | None
+    tests_patched: bool
+    benchmark_metric: str | None
+    benchmark_unpatched: float | None
+    benchmark_patched: float | None
+    improvement: float | None
+    required_improvement: float
+    passed: bool
+    reasons: list[str]
+    runs: list[CommandRun]
+
+
+class WaveEntry(BaseModel):
+    """One wave: targets, when, and its gate."""
+
+    index: int
+    targets: list[str]
+    status: str
+    applied_at: datetime | None
+    gate: dict[str, Any]
+
+
+class DeploymentArtifact(_Artifact):
+    """The rollout as it happened."""
+
+    version: str
+    previous_versions: dict[str, str | None]
+    waves: list[WaveEntry]
+    outcome: Literal["healthy", "gate_failed", "aborted", "rolled_back"]
+    final_versions: dict[str, str | None]
+
+
+class PatternEntry(BaseModel):
+    """One learned pattern."""
+
+    signature: str
+    component: str
+    category: str
+    metric: str
+    files: list[str]
+    strategy: str
+    successes: int
+    failures: int
+    confidence: float
+
+
+class PatternsArtifact(_Artifact):
+    """What this cycle taught, and the whole library after it."""
+
+    outcome: str
+    learned: PatternEntry | None
+    library: list[PatternEntry]
+
+
+ARTIFACT_MODELS: dict[str, type[BaseModel]] = {
+    "telemetry": TelemetryArtifact,
+    "anomalies": AnomaliesArtifact,
+    "diagnosis": DiagnosisArtifact,
+    "patch": PatchArtifact,
+    "validation": ValidationArtifact,
+    "deployment": DeploymentArtifact,
+    "patterns": PatternsArtifact,
+}

@@ -1,0 +1,197 @@
+"""Walking a phase's beats with a checkpoint before every next step.
+
+Per beat and phase visit there is one ``beat_run`` row: status, attempts,
+start and finish times, ``not_before`` (a durable timer for retries and
+waits), the last error and the output. A finished beat is never run again;
+a beat found ``running`` after a restart was interrupted, counts as an
+attempt, and runs again (handlers are idempotent). When every beat has
+finished, the phase's completion trigger moves the machine on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from sequences.schema import BeatSpec, SequenceSpec
+from states import machine, steering
+from states.clock import Clock
+from states.context import ArtifactWriter, BeatContext
+from states.deploy.deployers import Deployer
+from states.execution import Outcome, Status, execute_beat_once
+from states.registry import handler
+from states.settings import Settings
+from storage import repository as repo
+from storage.db import Database
+from storage.repository import Session
+from storage.tables import BeatRunRow
+
+DONE = ("finished", "skipped")
+log = structlog.get_logger("selfheal.progression")
+
+
+@dataclass
+class Runtime:
+    """The collaborators every step needs, built once by the composition root."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    sequences: dict[str, SequenceSpec]
+    artifacts: ArtifactWriter
+    deployer_factory: Callable[[], Deployer]
+    stop_requested: Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one call to ``advance`` did."""
+
+    kind: str  # idle | blocked | waiting | ran | transitioned
+    state: str
+    beat: str = ""
+    detail: str = ""
+    until: datetime | None = None
+
+
+def _pending(spec: SequenceSpec, runs: dict[str, BeatRunRow]) -> BeatSpec | None:
+    for beat in spec.beats:
+        run = runs.get(beat.id)
+        if run is None or run.status not in DONE:
+            return beat
+    return None
+
+
+def _start(
+    session: Session, rt: Runtime, beat: BeatSpec, phase: str, entry_id: int, cycle_id: str | None
+) -> tuple[int, bool, dict[str, Any], bool]:
+    """Mark the beat running; returns (attempt, waited, previous output, crashed too often)."""
+    run = repo.beat_run(session, entry_id=entry_id, beat_id=beat.id, phase=phase, cycle_id=cycle_id)
+    waited = run.status == "waiting"
+    interrupted = run.status == "running"
+    if not waited:
+        run.attempts += 1
+    run.status = "running"
+    run.started_at = rt.clock.now()
+    session.add(run)
+    exhausted = interrupted and run.attempts > beat.retries + 1
+    return run.attempts, waited, dict(run.output), exhausted
+
+
+def _apply_cycle_updates(session: Session, cycle_id: str | None, updates: dict[str, Any]) -> None:
+    if not updates or cycle_id is None:
+        return
+    cycle = repo.cycle(session, cycle_id)
+    for key, value in updates.items():
+        if key == "summary":
+            repo.summary_update(cycle, **value)
+        elif not hasattr(cycle, key):
+            raise ValueError(f"cycle has no fact column {key!r}")
+        else:
+            setattr(cycle, key, value)
+    session.add(cycle)
+
+
+def _checkpoint(
+    session: Session, rt: Runtime, beat: BeatSpec, entry_id: int, cycle_id: str | None, outcome: Outcome
+) -> None:
+    now = rt.clock.now()
+    state = repo.agent_state(session, now)
+    if state.entry_id != entry_id:
+        return  # an operator moved the machine while the beat ran; its result belongs to nobody
+    run = repo.beat_run(session, entry_id=entry_id, beat_id=beat.id, phase=state.state, cycle_id=cycle_id)
+    run.error = outcome.error
+    run.not_before = outcome.not_before
+    if outcome.status in (Status.FINISHED, Status.WAITING):
+        run.output = outcome.output
+        _apply_cycle_updates(session, cycle_id, outcome.cycle_updates)
+    if outcome.status is Status.FINISHED:
+        run.status, run.finished_at = "finished", now
+    elif outcome.status is Status.WAITING:
+        run.status, run.attempts = "waiting", 0
+    elif outcome.status is Status.RETRY:
+        run.status = "retry"
+    else:
+        _fail(session, rt, beat, run, now, outcome.error)
+    session.add(run)
+
+
+def _fail(session: Session, rt: Runtime, beat: BeatSpec, run: BeatRunRow, now: datetime, error: str) -> None:
+    run.finished_at = now
+    reason = f"beat {beat.id!r} failed: {error}"
+    if beat.on_error == "continue":
+        run.status = "skipped"
+        return
+    run.status = "failed"
+    if beat.on_error == "escalate":
+        if run.cycle_id is not None:
+            cycle = repo.cycle(session, run.cycle_id)
+            cycle.escalated, cycle.escalation_reason = True, reason
+            session.add(cycle)
+        steering.fire_in(session, rt.settings, now, "escalate", actor="agent", reason=reason)
+    else:
+        steering.fire_in(session, rt.settings, now, "fail", actor="agent", reason=reason)
+
+
+def _complete_phase(session: Session, rt: Runtime, phase: str) -> str:
+    trigger = machine.COMPLETION_TRIGGER[phase]
+    row = steering.fire_in(session, rt.settings, rt.clock.now(), trigger, actor="agent", reason="phase complete")
+    return row.dest
+
+
+def advance(rt: Runtime) -> Step:
+    """Run the next step of the current phase, or report why there is none."""
+    now = rt.clock.now()
+    state = rt.db.query(lambda s: repo.agent_state(s, now))
+    if state.state == machine.IDLE:
+        return Step("idle", state.state)
+    spec = rt.sequences.get(state.state)
+    if spec is None:
+        return Step("blocked", state.state, detail="waiting for an operator")
+    runs = rt.db.query(lambda s: repo.beat_runs(s, state.entry_id))
+    beat = _pending(spec, runs)
+    if beat is None:
+        dest = rt.db.transact(lambda s: _complete_phase(s, rt, state.state))
+        return Step("transitioned", dest, detail=f"{state.state} complete")
+    run = runs.get(beat.id)
+    if run is not None and run.not_before is not None and run.not_before > now:
+        return Step("waiting", state.state, beat.id, detail=str(run.output.get("wait_reason", run.error)), until=run.not_before)
+    return _run_beat(rt, spec, beat, state.entry_id, state.cycle_id, runs)
+
+
+def _run_beat(
+    rt: Runtime, spec: SequenceSpec, beat: BeatSpec, entry_id: int, cycle_id: str | None, runs: dict[str, BeatRunRow]
+) -> Step:
+    attempt, waited, previous, exhausted = rt.db.transact(
+        lambda s: _start(s, rt, beat, spec.phase, entry_id, cycle_id)
+    )
+    ctx = BeatContext(
+        settings=rt.settings,
+        db=rt.db,
+        clock=rt.clock,
+        artifacts=rt.artifacts,
+        deployer_factory=rt.deployer_factory,
+        phase=spec.phase,
+        beat_id=beat.id,
+        cycle_id=cycle_id,
+        entry_id=entry_id,
+        attempt=attempt,
+        deadline=rt.clock.monotonic() + beat.timeout_s,
+        outputs={k: dict(v.output) for k, v in runs.items() if v.status == "finished"},
+        previous_output=previous,
+        waited=waited,
+        stop_requested=rt.stop_requested,
+    )
+    with structlog.contextvars.bound_contextvars(cycle_id=cycle_id, phase=spec.phase, beat=beat.id):
+        if exhausted:
+            outcome = Outcome(Status.FAILED, error=f"interrupted {attempt - 1} times; giving up")
+        else:
+            log.info("beat started", attempt=attempt, resumed_after_wait=waited)
+            outcome = execute_beat_once(beat, handler(beat.handler), ctx)
+        rt.db.transact(lambda s: _checkpoint(s, rt, beat, entry_id, cycle_id, outcome))
+        log.info("beat " + outcome.status.value, error=outcome.error or None, not_before=outcome.not_before)
+    return Step("ran", spec.phase, beat.id, detail=outcome.status.value, until=outcome.not_before)

@@ -1,0 +1,175 @@
+"""The configuration tree: one documented model per concern, passed explicitly.
+
+Every field has a default that is safe for a real service (``approve``
+autonomy, conservative waves and bakes); the demo's ``config.toml`` turns the
+dials down. Loading and error reporting live in ``agent.settings``; here is
+only the shape and its validation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from states.deploy.local_fleet import LocalFleetSettings
+
+Autonomy = Literal["observe", "approve", "auto"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentSettings(_Section):
+    """How the daemon runs and how much it may do on its own."""
+
+    data_dir: Path = Field(default=Path("selfheal-data"), description="State, artifacts, sandboxes.")
+    poll_interval_s: float = Field(default=10.0, gt=0, description="Seconds between ticks.")
+    autonomy: Autonomy = Field(
+        default="approve",
+        description="observe: never deploy; approve: wait for an operator; auto: deploy validated fixes.",
+    )
+    max_cycles_per_day: int = Field(default=6, ge=1, description="Incident budget per 24 h.")
+    cooldown_s: float = Field(default=900.0, ge=0, description="Quiet time per component after a cycle.")
+    pattern_confidence: float = Field(
+        default=0.75, gt=0, le=1, description="A pattern at or above this skips approval for its signature."
+    )
+    sequences_dir: Path | None = Field(default=None, description="Your own phase definitions.")
+    keep_idle_transitions: int = Field(default=500, ge=10, description="Poll transitions kept outside cycles.")
+
+
+class SourceSettings(_Section):
+    """One telemetry source: files matched by glob patterns, in one format."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    paths: list[str] = Field(min_length=1, description="Glob patterns of log files.")
+    format: Literal["json"] = "json"
+
+
+class TelemetrySettings(_Section):
+    """How telemetry is read and folded into windows."""
+
+    window_s: float = Field(default=60.0, gt=0, description="Width of a metric window.")
+    lateness_s: float = Field(default=10.0, ge=0, description="How late a record may arrive.")
+    retention_s: float = Field(default=7 * 86400.0, gt=0, description="How long windows are kept.")
+    max_bytes_per_poll: int = Field(default=64 * 1024 * 1024, gt=0, description="Per file and poll.")
+    max_line_bytes: int = Field(default=1024 * 1024, gt=0, description="Longer lines are rejected.")
+    sources: list[SourceSettings] = Field(default_factory=list)
+
+
+class ComponentSettings(_Section):
+    """One component of the service: its code and its objectives."""
+
+    paths: list[str] = Field(default_factory=list, description="Source paths in the repository.")
+    slo_p95_ms: float | None = Field(default=None, gt=0, description="P95 latency objective.")
+    slo_error_rate: float | None = Field(default=None, ge=0, le=1, description="Error-rate objective.")
+
+
+class DetectSettings(_Section):
+    """When a window is anomalous and when an anomaly is actionable."""
+
+    persist_windows: int = Field(default=3, ge=1, description="Windows in a row before acting.")
+    clear_windows: int = Field(default=2, ge=1, description="Healthy windows in a row to close.")
+    baseline_windows: int = Field(default=30, ge=3, description="Recent healthy windows in the baseline.")
+    min_baseline_windows: int = Field(default=5, ge=1, description="Baseline needed before judging.")
+    deviation_factor: float = Field(default=2.0, gt=1, description="P95 over baseline median to flag.")
+    min_samples: int = Field(default=10, ge=1, description="Fewer requests in a window: not judged.")
+    default_slo_p95_ms: float | None = Field(default=None, gt=0)
+    default_slo_error_rate: float | None = Field(default=0.05, ge=0, le=1)
+
+
+class RepositorySettings(_Section):
+    """The service's source repository (read-only for selfheal: sandboxes are worktrees)."""
+
+    path: Path = Field(default=Path("."), description="The live checkout.")
+    path_prefixes: list[str] = Field(
+        default_factory=list, description="Prefixes to strip from stack-trace file names."
+    )
+
+
+class DiagnoseSettings(_Section):
+    """How far back to look and how sure to be."""
+
+    min_confidence: float = Field(default=0.5, ge=0, le=1, description="Below: escalate, not guess.")
+    max_commits: int = Field(default=200, ge=1, description="Commits considered around onset.")
+    lookback_s: float = Field(default=7 * 86400.0, gt=0, description="When versions are unknown.")
+
+
+class ValidateSettings(_Section):
+    """The checks a candidate must pass in the sandbox."""
+
+    test_command: list[str] = Field(default_factory=lambda: ["python", "-m", "pytest", "-q"])
+    benchmark_command: list[str] | None = Field(default=None, description="Prints a JSON last line.")
+    timeout_s: float = Field(default=600.0, gt=0, description="Per command.")
+    benchmark_repeats: int = Field(default=3, ge=1, le=50)
+    min_improvement: float = Field(default=0.1, ge=0, lt=1, description="Required benchmark gain.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment for checks.")
+    max_patch_bytes: int = Field(default=256 * 1024, gt=0, description="Larger patches are refused.")
+
+
+class CommandDeployerSettings(_Section):
+    """Deploy through your own tools; ``{target}`` and ``{version}`` are substituted per argument."""
+
+    targets: list[str] = Field(min_length=1)
+    deploy: list[str] = Field(min_length=1)
+    rollback: list[str] | None = None
+    version: list[str] = Field(min_length=1, description="Prints the version a target runs.")
+    timeout_s: float = Field(default=300.0, gt=0)
+
+
+class DeploySettings(_Section):
+    """How fixes reach production."""
+
+    kind: Literal["local-fleet", "command"] = "command"
+    waves: list[float] = Field(default_factory=lambda: [25.0, 50.0, 100.0])
+    bake_s: float = Field(default=300.0, ge=0, description="Wait after each wave before its gate.")
+    min_gate_samples: int = Field(default=20, ge=1, description="Requests needed to judge a wave.")
+    max_bake_extensions: int = Field(default=3, ge=0, description="Extra bakes when evidence is thin.")
+    gate_tolerance: float = Field(default=1.25, ge=1, description="Updated may be this much worse than control.")
+    deploy_timeout_s: float = Field(default=120.0, gt=0)
+    command: CommandDeployerSettings | None = None
+    local_fleet: LocalFleetSettings | None = None
+
+    @field_validator("waves")
+    @classmethod
+    def _waves_rise_to_all(cls, waves: list[float]) -> list[float]:
+        if not waves or any(not 0 < w <= 100 for w in waves) or waves != sorted(set(waves)):
+            raise ValueError("waves must be increasing percentages in (0, 100]")
+        if waves[-1] != 100:
+            raise ValueError("the last wave must be 100 (every target)")
+        return waves
+
+    @model_validator(mode="after")
+    def _deployer_configured(self) -> DeploySettings:
+        if self.kind == "command" and self.command is None:
+            raise ValueError("kind = 'command' needs a [deploy.command] table")
+        if self.kind == "local-fleet" and self.local_fleet is None:
+            raise ValueError("kind = 'local-fleet' needs a [deploy.local_fleet] table")
+        return self
+
+
+class Settings(_Section):
+    """The whole configuration."""
+
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    detect: DetectSettings = Field(default_factory=DetectSettings)
+    components: dict[str, ComponentSettings] = Field(default_factory=dict)
+    repository: RepositorySettings = Field(default_factory=RepositorySettings)
+    diagnose: DiagnoseSettings = Field(default_factory=DiagnoseSettings)
+    validate_: ValidateSettings = Field(default_factory=ValidateSettings, alias="validate")
+    deploy: DeploySettings
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def component(self, name: str) -> ComponentSettings:
+        """A component's settings, or the defaults for one not named in the config."""
+        found = self.components.get(name)
+        if found is not None:
+            return found
+        return ComponentSettings(
+            slo_p95_ms=self.detect.default_slo_p95_ms,
+            slo_error_rate=self.detect.default_slo_error_rate,
+        )

@@ -1,0 +1,240 @@
+"""Phase 1 beats: read every source, fold records into windows, close finished windows.
+
+A poll of one file is one transaction: the windows it touched and the file's
+cursor move together, so a crash can neither lose nor double-count lines.
+Malformed lines are counted per source and reason on the cursor and skipped.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from states.context import BeatContext, BeatResult
+from states.registry import beat
+from states.settings import Settings, SourceSettings
+from states.telemetry.fields import Rejection
+from states.telemetry.formats import FormatSpec, LineParser, make_parser
+from states.telemetry.records import Record
+from states.telemetry.tailing import FileCursor, has_new_bytes, read_new_lines
+from states.telemetry.windows import PartialWindow, closes_at, fold, health_score, quantile
+from storage import repository as repo
+from storage.db import Database
+from storage.repository import Session
+from storage.tables import CursorRow, WindowRow
+
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+@dataclass
+class PollReport:
+    """What one poll of every source did."""
+
+    files_read: int = 0
+    lines: int = 0
+    records: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files_read": self.files_read,
+            "lines": self.lines,
+            "records": self.records,
+            "rejected": dict(self.rejected),
+            "errors": self.errors,
+        }
+
+
+def source_files(source: SourceSettings) -> list[Path]:
+    """The files a source's glob patterns match now, in a stable order."""
+    found: set[Path] = set()
+    for pattern in source.paths:
+        found.update(Path(p) for p in glob.glob(pattern))
+    return sorted(p for p in found if p.is_file())
+
+
+def _cursor_of(row: CursorRow | None, path: Path) -> FileCursor | None:
+    if row is None:
+        return None
+    return FileCursor(path=str(path), device=row.device, inode=row.inode, offset=row.offset, head=row.head)
+
+
+def has_new_telemetry(settings: Settings, db: Database) -> bool:
+    """Whether any source file changed since its cursor; ``stat`` only, no reads."""
+    cursors = db.query(repo.cursors)
+    for source in settings.telemetry.sources:
+        for path in source_files(source):
+            row = cursors.get(f"{source.name}:{path}")
+            if has_new_bytes(path, _cursor_of(row, path)):
+                return True
+    return False
+
+
+def _parse(
+    parser: LineParser, lines: list[bytes], now: datetime, oldest: datetime
+) -> tuple[list[Record], Counter[str]]:
+    records: list[Record] = []
+    rejected: Counter[str] = Counter()
+    for raw in lines:
+        if not raw.strip():
+            continue
+        parsed = parser.parse(raw)
+        if parsed is None:
+            continue
+        if isinstance(parsed, Rejection):
+            rejected[parsed.reason] += 1
+        elif parsed.timestamp > now + FUTURE_TOLERANCE:
+            rejected["future_timestamp"] += 1
+        elif parsed.timestamp < oldest:
+            rejected["too_old"] += 1
+        else:
+            records.append(parsed)
+    return records, rejected
+
+
+def _merge(row: WindowRow, part: PartialWindow) -> None:
+    row.count += part.count
+    row.errors += part.errors
+    row.samples = [*row.samples, *part.samples]
+    versions = dict(row.versions)
+    for version, count in part.versions.items():
+        versions[version] = versions.get(version, 0) + count
+    row.versions = versions
+    frames = list(row.frames)
+    frames.extend(f for f in part.frames if f not in frames)
+    row.frames = frames[:20]
+
+
+def store_poll(
+    session: Session,
+    *,
+    key: str,
+    source: str,
+    cursor: FileCursor,
+    partials: dict[tuple[str, str, datetime], PartialWindow],
+    lines: int,
+    rejected: Counter[str],
+    window_s: float,
+    now: datetime,
+) -> None:
+    """Merge one file's poll into the windows and advance its cursor, atomically."""
+    existing = repo.windows_for_keys(session, list(partials))
+    for (component, instance, start), part in partials.items():
+        row = existing.get((component, instance, start))
+        if row is not None and row.closed:
+            rejected["late"] += part.count if instance == "" else 0
+            continue
+        if row is None:
+            row = WindowRow(
+                component=component, instance=instance, start=start, end=start + timedelta(seconds=window_s)
+            )
+        _merge(row, part)
+        session.add(row)
+    stored = session.get(CursorRow, key) or CursorRow(key=key, source=source, path=cursor.path, updated_at=now)
+    stored.device, stored.inode, stored.offset, stored.head = cursor.device, cursor.inode, cursor.offset, cursor.head
+    stored.lines += lines
+    counts = dict(stored.rejected)
+    for reason, count in rejected.items():
+        counts[reason] = counts.get(reason, 0) + count
+    stored.rejected = counts
+    stored.updated_at = now
+    session.add(stored)
+
+
+def poll_sources(settings: Settings, db: Database, now: datetime) -> PollReport:
+    """Read every source once; one bad file is reported and never stops the others."""
+    report = PollReport()
+    cursors = db.query(repo.cursors)
+    oldest = now - timedelta(seconds=settings.telemetry.retention_s)
+    for source in settings.telemetry.sources:
+        parser = make_parser(FormatSpec(kind=source.format))
+        files = source_files(source)
+        if not files:
+            report.errors[source.name] = f"no file matches {', '.join(source.paths)}"
+        for path in files:
+            key = f"{source.name}:{path}"
+            cursor = _cursor_of(cursors.get(key), path)
+            if not has_new_bytes(path, cursor):
+                continue
+            try:
+                result = read_new_lines(
+                    path, cursor, max_bytes=settings.telemetry.max_bytes_per_poll,
+                    max_line=settings.telemetry.max_line_bytes,
+                )
+            except OSError as exc:
+                report.errors[key] = f"cannot read: {exc}"
+                continue
+            records, rejected = _parse(parser, result.lines, now, oldest)
+            if result.too_long:
+                rejected["too_long"] += result.too_long
+            partials = fold(records, settings.telemetry.window_s)
+            db.transact(
+                lambda s: store_poll(
+                    s, key=key, source=source.name, cursor=result.cursor, partials=partials,
+                    lines=len(result.lines) + result.too_long, rejected=rejected,
+                    window_s=settings.telemetry.window_s, now=now,
+                )
+            )
+            report.files_read += 1
+            report.lines += len(result.lines) + result.too_long
+            report.records += len(records)
+            report.rejected.update(rejected)
+    return report
+
+
+def close_window(row: WindowRow, settings: Settings) -> None:
+    """Compute a finished window's statistics and drop its samples."""
+    slo = settings.component(row.component).slo_p95_ms
+    row.error_rate = row.errors / row.count if row.count else 0.0
+    row.p50, row.p95, row.p99 = (quantile(row.samples, q) for q in (0.5, 0.95, 0.99))
+    row.health = health_score(row.error_rate, row.p95, slo) if row.count else None
+    row.samples = []
+    row.closed = True
+
+
+def close_due_windows(session: Session, settings: Settings, now: datetime) -> int:
+    """Close every open window whose lateness allowance has passed."""
+    closed = 0
+    for row in repo.open_windows(session):
+        if closes_at(row.start, settings.telemetry.window_s, settings.telemetry.lateness_s) <= now:
+            close_window(row, settings)
+            session.add(row)
+            closed += 1
+    return closed
+
+
+@beat("telemetry.read_sources")
+def read_sources(ctx: BeatContext) -> BeatResult:
+    """Read what is new in every source."""
+    report = poll_sources(ctx.settings, ctx.db, ctx.clock.now())
+    return BeatResult(output=report.as_dict())
+
+
+@beat("telemetry.close_windows")
+def close_windows(ctx: BeatContext) -> BeatResult:
+    """Close windows that can no longer receive records."""
+    now = ctx.clock.now()
+    closed = ctx.db.transact(lambda s: close_due_windows(s, ctx.settings, now))
+    return BeatResult(output={"closed": closed})
+
+
+@beat("telemetry.apply_retention")
+def apply_retention(ctx: BeatContext) -> BeatResult:
+    """Drop windows past retention and old poll bookkeeping outside cycles."""
+    now = ctx.clock.now()
+    keep = ctx.settings.agent.keep_idle_transitions
+    before = now - timedelta(seconds=ctx.settings.telemetry.retention_s)
+
+    def prune(session: Session) -> dict[str, int]:
+        return {
+            "windows": repo.prune_windows(session, before),
+            "transitions": repo.prune_idle_transitions(session, keep),
+            "beat_runs": repo.prune_idle_beat_runs(session, keep),
+        }
+
+    return BeatResult(output=ctx.db.transact(prune))

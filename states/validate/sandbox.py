@@ -1,0 +1,124 @@
+"""Running checks in a sandbox: a worktree, a scrubbed environment, a timeout, a process group.
+
+Commands come from configuration as argument lists; ``{python}`` names the
+interpreter running selfheal. The child gets a minimal environment (no
+credentials inherited from the daemon) and its own process group, so a
+timeout kills everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+TAIL_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """How one command ended."""
+
+    argv: list[str]
+    exit_code: int | None
+    duration_s: float
+    timed_out: bool
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    def tail(self) -> str:
+        text = (self.stdout + ("\n" + self.stderr if self.stderr else "")).strip()
+        return text[-TAIL_CHARS:]
+
+
+def expand(argv: list[str]) -> list[str]:
+    """Substitute ``{python}`` in each argument; nothing else is interpreted."""
+    return [arg.replace("{python}", sys.executable) for arg in argv]
+
+
+def scrubbed_env(extra: dict[str, str]) -> dict[str, str]:
+    """A minimal environment plus the configured extras."""
+    env = {k: v for k, v in os.environ.items() if k in KEPT_ENV}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(extra)
+    return env
+
+
+def run_command(argv: list[str], cwd: Path, timeout_s: float, env: dict[str, str]) -> CommandResult:
+    """Run ``argv`` in ``cwd``; on timeout the whole process group is killed."""
+    argv = expand(argv)
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return CommandResult(argv, None, 0.0, False, "", f"cannot start {argv[0]!r}: {exc}")
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+        return CommandResult(argv, proc.returncode, time.monotonic() - started, False, out, err)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, err = proc.communicate()
+        return CommandResult(argv, None, time.monotonic() - started, True, out, err)
+    except BaseException:
+        _kill_group(proc)
+        proc.communicate()
+        raise
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class BenchmarkOutputError(ValueError):
+    """The benchmark's output had no usable result line."""
+
+
+@dataclass(frozen=True)
+class BenchmarkReading:
+    """One benchmark result: a value and which direction is better."""
+
+    metric: str
+    value: float
+    lower_is_better: bool
+
+
+def parse_benchmark(stdout: str) -> BenchmarkReading:
+    """The last non-empty stdout line must be a JSON object with a numeric ``value``."""
+    lines = [ln for ln in stdout.splitlines() if ln.strip()]
+    if not lines:
+        raise BenchmarkOutputError("benchmark printed nothing")
+    try:
+        data = json.loads(lines[-1])
+    except json.JSONDecodeError as exc:
+        raise BenchmarkOutputError(f"last line is not JSON: {lines[-1][:200]!r}") from exc
+    if not isinstance(data, dict):
+        raise BenchmarkOutputError("last line is JSON but not an object")
+    value = data.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise BenchmarkOutputError(f"'value' must be a number, got {value!r}")
+    return BenchmarkReading(str(data.get("metric", "benchmark")), float(value), bool(data.get("lower_is_better", True)))
+
+
+def improvement(before: float, after: float, lower_is_better: bool) -> float:
+    """Relative gain of ``after`` over ``before`` (0.25 = 25% better)."""
+    if before == 0:
+        return 0.0
+    gain = (before - after) / abs(before)
+    return gain if lower_is_better else -gain

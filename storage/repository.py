@@ -1,0 +1,405 @@
+"""Repository functions: named reads and writes over the tables.
+
+Each function takes the session of the caller's transaction, so a phase can
+group several of them into one atomic change (for example a transition and
+the new state, or a beat's checkpoint and its output).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func
+from sqlmodel import Session, col, select
+
+from storage.tables import (
+    AgentStateRow,
+    AnomalyRow,
+    ArtifactRow,
+    BeatRunRow,
+    CommandRow,
+    CursorRow,
+    CycleRow,
+    DeployActionRow,
+    PatternRow,
+    TransitionRow,
+    WaveRow,
+    WindowRow,
+)
+
+__all__ = ["Session"]
+
+# --- machine -----------------------------------------------------------------
+
+
+def agent_state(session: Session, now: datetime) -> AgentStateRow:
+    """The single agent-state row, created as ``idle`` on first use."""
+    row = session.get(AgentStateRow, 1)
+    if row is None:
+        row = AgentStateRow(id=1, state="idle", updated_at=now)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def record_transition(
+    session: Session,
+    *,
+    source: str,
+    dest: str,
+    trigger: str,
+    actor: str,
+    reason: str,
+    cycle_id: str | None,
+    paused_from: str | None,
+    now: datetime,
+) -> TransitionRow:
+    """Store the transition and move the agent state to ``dest``, in the caller's transaction."""
+    row = TransitionRow(
+        cycle_id=cycle_id,
+        source=source,
+        dest=dest,
+        trigger=trigger,
+        actor=actor,
+        reason=reason,
+        at=now,
+    )
+    session.add(row)
+    session.flush()
+    state = agent_state(session, now)
+    state.state = dest
+    state.cycle_id = cycle_id
+    state.paused_from = paused_from
+    state.entry_id = row.id or 0
+    state.updated_at = now
+    session.add(state)
+    return row
+
+
+def recent_transitions(session: Session, limit: int) -> list[TransitionRow]:
+    """The newest transitions first."""
+    stmt = select(TransitionRow).order_by(col(TransitionRow.id).desc()).limit(limit)
+    return list(session.exec(stmt))
+
+
+def cycle_transitions(session: Session, cycle_id: str) -> list[TransitionRow]:
+    """Every transition of one cycle, oldest first."""
+    stmt = (
+        select(TransitionRow)
+        .where(TransitionRow.cycle_id == cycle_id)
+        .order_by(col(TransitionRow.id))
+    )
+    return list(session.exec(stmt))
+
+
+def prune_idle_transitions(session: Session, keep: int) -> int:
+    """Drop all but the newest ``keep`` transitions that belong to no cycle (idle polls)."""
+    newest = select(TransitionRow.id).where(col(TransitionRow.cycle_id).is_(None))
+    ids = list(session.exec(newest.order_by(col(TransitionRow.id).desc()).offset(keep)))
+    if not ids:
+        return 0
+    session.exec(delete(TransitionRow).where(col(TransitionRow.id).in_(ids)))  # type: ignore[call-overload]
+    return len(ids)
+
+
+# --- beats -------------------------------------------------------------------
+
+
+def beat_runs(session: Session, entry_id: int) -> dict[str, BeatRunRow]:
+    """Checkpoints of every beat of one phase visit, by beat id."""
+    stmt = select(BeatRunRow).where(BeatRunRow.entry_id == entry_id)
+    return {row.beat_id: row for row in session.exec(stmt)}
+
+
+def beat_run(
+    session: Session, *, entry_id: int, beat_id: str, phase: str, cycle_id: str | None
+) -> BeatRunRow:
+    """The checkpoint of one beat, created as pending when first asked for."""
+    stmt = select(BeatRunRow).where(
+        BeatRunRow.entry_id == entry_id, BeatRunRow.beat_id == beat_id
+    )
+    row = session.exec(stmt).first()
+    if row is None:
+        row = BeatRunRow(entry_id=entry_id, beat_id=beat_id, phase=phase, cycle_id=cycle_id)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def cycle_beat_runs(session: Session, cycle_id: str) -> list[BeatRunRow]:
+    """Every beat checkpoint of one cycle, in the order they were created."""
+    stmt = select(BeatRunRow).where(BeatRunRow.cycle_id == cycle_id).order_by(col(BeatRunRow.id))
+    return list(session.exec(stmt))
+
+
+def prune_idle_beat_runs(session: Session, keep_entries: int) -> int:
+    """Drop checkpoints of old phase visits that belonged to no cycle."""
+    entries = select(BeatRunRow.entry_id).where(col(BeatRunRow.cycle_id).is_(None)).distinct()
+    old = list(session.exec(entries.order_by(col(BeatRunRow.entry_id).desc()).offset(keep_entries)))
+    if not old:
+        return 0
+    session.exec(delete(BeatRunRow).where(col(BeatRunRow.entry_id).in_(old)))  # type: ignore[call-overload]
+    return len(old)
+
+
+# --- cycles ------------------------------------------------------------------
+
+
+def cycle(session: Session, cycle_id: str) -> CycleRow:
+    """One cycle; a missing id is a programming error, so it raises."""
+    row = session.get(CycleRow, cycle_id)
+    if row is None:
+        raise KeyError(f"no cycle {cycle_id!r}")
+    return row
+
+
+def find_cycle(session: Session, prefix: str) -> CycleRow | None:
+    """A cycle by its id or an unambiguous prefix of it."""
+    exact = session.get(CycleRow, prefix)
+    if exact is not None:
+        return exact
+    stmt = select(CycleRow).where(col(CycleRow.id).startswith(prefix)).limit(2)
+    found = list(session.exec(stmt))
+    return found[0] if len(found) == 1 else None
+
+
+def cycles(session: Session, limit: int) -> list[CycleRow]:
+    """The newest cycles first."""
+    stmt = select(CycleRow).order_by(col(CycleRow.opened_at).desc()).limit(limit)
+    return list(session.exec(stmt))
+
+
+def cycles_opened_since(session: Session, since: datetime) -> int:
+    """How many cycles opened at or after ``since`` (the daily budget)."""
+    stmt = select(func.count()).select_from(CycleRow).where(CycleRow.opened_at >= since)
+    return int(session.exec(stmt).one())
+
+
+def last_closed_cycle(session: Session, component: str | None = None) -> CycleRow | None:
+    """The most recently closed cycle, optionally for one component."""
+    stmt = select(CycleRow).where(col(CycleRow.closed_at).is_not(None))
+    if component is not None:
+        stmt = stmt.where(CycleRow.component == component)
+    return session.exec(stmt.order_by(col(CycleRow.closed_at).desc()).limit(1)).first()
+
+
+# --- artifacts -----------------------------------------------------------------
+
+
+def record_artifact(
+    session: Session, *, cycle_id: str, kind: str, path: str, sha256: str, size: int, now: datetime
+) -> None:
+    """Record (or replace) where a cycle's artifact of ``kind`` was written."""
+    stmt = select(ArtifactRow).where(ArtifactRow.cycle_id == cycle_id, ArtifactRow.kind == kind)
+    row = session.exec(stmt).first() or ArtifactRow(
+        cycle_id=cycle_id, kind=kind, path=path, sha256=sha256, size=size, created_at=now
+    )
+    row.path, row.sha256, row.size, row.created_at = path, sha256, size, now
+    session.add(row)
+
+
+def artifacts(session: Session, cycle_id: str) -> list[ArtifactRow]:
+    """A cycle's artifacts in the order they were written."""
+    stmt = select(ArtifactRow).where(ArtifactRow.cycle_id == cycle_id).order_by(col(ArtifactRow.id))
+    return list(session.exec(stmt))
+
+
+# --- telemetry -----------------------------------------------------------------
+
+
+def cursors(session: Session) -> dict[str, CursorRow]:
+    """Every telemetry cursor by key."""
+    return {row.key: row for row in session.exec(select(CursorRow))}
+
+
+def windows_for_keys(
+    session: Session, keys: Sequence[tuple[str, str, datetime]]
+) -> dict[tuple[str, str, datetime], WindowRow]:
+    """The stored windows among (component, instance, start) keys."""
+    if not keys:
+        return {}
+    starts = {k[2] for k in keys}
+    stmt = select(WindowRow).where(col(WindowRow.start).in_(starts))
+    wanted = set(keys)
+    found = {}
+    for row in session.exec(stmt):
+        key = (row.component, row.instance, row.start)
+        if key in wanted:
+            found[key] = row
+    return found
+
+
+def open_windows(session: Session) -> list[WindowRow]:
+    """Windows still accepting records."""
+    return list(session.exec(select(WindowRow).where(col(WindowRow.closed).is_(False))))
+
+
+def unevaluated_windows(session: Session) -> list[WindowRow]:
+    """Closed all-instance windows detection has not looked at yet, oldest first."""
+    stmt = (
+        select(WindowRow)
+        .where(col(WindowRow.closed).is_(True), col(WindowRow.evaluated).is_(False))
+        .where(WindowRow.instance == "")
+        .order_by(col(WindowRow.start))
+    )
+    return list(session.exec(stmt))
+
+
+def component_windows(
+    session: Session,
+    component: str,
+    *,
+    instance: str | None = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = None,
+    closed_only: bool = True,
+) -> list[WindowRow]:
+    """Windows of one component in time order (``instance=None`` for every instance)."""
+    stmt = select(WindowRow).where(WindowRow.component == component)
+    if instance is not None:
+        stmt = stmt.where(WindowRow.instance == instance)
+    if closed_only:
+        stmt = stmt.where(col(WindowRow.closed).is_(True))
+    if since is not None:
+        stmt = stmt.where(WindowRow.start >= since)
+    if until is not None:
+        stmt = stmt.where(WindowRow.start < until)
+    if limit is not None:
+        rows = list(session.exec(stmt.order_by(col(WindowRow.start).desc()).limit(limit)))
+        return rows[::-1]
+    return list(session.exec(stmt.order_by(col(WindowRow.start))))
+
+
+def latest_windows(session: Session) -> dict[str, WindowRow]:
+    """The newest closed all-instance window of every component."""
+    newest = (
+        select(WindowRow.component, func.max(WindowRow.start))
+        .where(col(WindowRow.closed).is_(True), WindowRow.instance == "")
+        .group_by(WindowRow.component)
+    )
+    result = {}
+    for component, start in session.exec(newest):
+        stmt = select(WindowRow).where(
+            WindowRow.component == component, WindowRow.instance == "", WindowRow.start == start
+        )
+        row = session.exec(stmt).first()
+        if row is not None:
+            result[component] = row
+    return result
+
+
+def prune_windows(session: Session, before: datetime) -> int:
+    """Drop closed windows that started before ``before`` (retention)."""
+    stmt = delete(WindowRow).where(col(WindowRow.closed).is_(True), WindowRow.start < before)
+    result = session.exec(stmt)  # type: ignore[call-overload]
+    return int(result.rowcount or 0)
+
+
+# --- anomalies -----------------------------------------------------------------
+
+
+def open_anomalies(session: Session, component: str | None = None) -> list[AnomalyRow]:
+    """Open anomalies, oldest first."""
+    stmt = select(AnomalyRow).where(AnomalyRow.status == "open")
+    if component is not None:
+        stmt = stmt.where(AnomalyRow.component == component)
+    return list(session.exec(stmt.order_by(col(AnomalyRow.id))))
+
+
+def cycle_anomalies(session: Session, cycle_id: str) -> list[AnomalyRow]:
+    """Anomalies attached to one cycle."""
+    stmt = select(AnomalyRow).where(AnomalyRow.cycle_id == cycle_id).order_by(col(AnomalyRow.id))
+    return list(session.exec(stmt))
+
+
+# --- patterns ------------------------------------------------------------------
+
+
+def pattern(session: Session, signature: str) -> PatternRow | None:
+    """The pattern learned for ``signature``, if any."""
+    return session.get(PatternRow, signature)
+
+
+def patterns(session: Session) -> list[PatternRow]:
+    """Every pattern, most trusted first."""
+    stmt = select(PatternRow).order_by(col(PatternRow.confidence).desc(), col(PatternRow.signature))
+    return list(session.exec(stmt))
+
+
+# --- operator commands ----------------------------------------------------------
+
+
+def queue_command(
+    session: Session,
+    *,
+    verb: str,
+    reason: str,
+    target_state: str | None,
+    force: bool,
+    actor: str,
+    now: datetime,
+) -> CommandRow:
+    """Queue an operator command for the daemon's next tick."""
+    row = CommandRow(
+        verb=verb, reason=reason, target_state=target_state, force=force, actor=actor, created_at=now
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def queued_commands(session: Session) -> list[CommandRow]:
+    """Commands not yet applied, in the order they were queued."""
+    stmt = select(CommandRow).where(CommandRow.status == "queued").order_by(col(CommandRow.id))
+    return list(session.exec(stmt))
+
+
+def command(session: Session, command_id: int) -> CommandRow | None:
+    """One command by id."""
+    return session.get(CommandRow, command_id)
+
+
+# --- deployment ----------------------------------------------------------------
+
+
+def waves(session: Session, cycle_id: str) -> list[WaveRow]:
+    """A cycle's waves in order."""
+    stmt = select(WaveRow).where(WaveRow.cycle_id == cycle_id).order_by(col(WaveRow.index))
+    return list(session.exec(stmt))
+
+
+def deploy_actions(session: Session, cycle_id: str, action: str | None = None) -> list[DeployActionRow]:
+    """A cycle's deploy (and rollback) records in the order they were written."""
+    stmt = select(DeployActionRow).where(DeployActionRow.cycle_id == cycle_id)
+    if action is not None:
+        stmt = stmt.where(DeployActionRow.action == action)
+    return list(session.exec(stmt.order_by(col(DeployActionRow.id))))
+
+
+def deploy_action(
+    session: Session, *, cycle_id: str, action: str, wave: int, target: str
+) -> DeployActionRow | None:
+    """The write-ahead record of one target in one wave, if written."""
+    stmt = select(DeployActionRow).where(
+        DeployActionRow.cycle_id == cycle_id,
+        DeployActionRow.action == action,
+        DeployActionRow.wave == wave,
+        DeployActionRow.target == target,
+    )
+    return session.exec(stmt).first()
+
+
+def agent_deployments(session: Session, since: datetime | None = None) -> list[DeployActionRow]:
+    """Deployments the agent itself confirmed, oldest first (change events for diagnosis)."""
+    stmt = select(DeployActionRow).where(DeployActionRow.status == "done")
+    if since is not None:
+        stmt = stmt.where(col(DeployActionRow.done_at) >= since)
+    return list(session.exec(stmt.order_by(col(DeployActionRow.id))))
+
+
+def summary_update(row: CycleRow, **fields: Any) -> None:
+    """Merge fields into a cycle's summary (a new dict, so the JSON column is marked dirty)."""
+    row.summary = {**row.summary, **fields}
