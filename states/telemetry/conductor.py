@@ -92,7 +92,8 @@ class PairingCounts:
 
 def read_beat_event(text: str, naive_zone: tzinfo = UTC) -> BeatEvent:
     """One event from a JSON or plain-text line; raises ``FieldError`` with the reason."""
-    values = _json_values(text) if text.lstrip().startswith("{") else _text_values(text)
+    json_like = text.lstrip()[:1] in ("{", "[")
+    values = _json_values(text) if json_like else _text_values(text)
     event = values.get("event")
     if event not in EVENTS:
         raise FieldError(UNKNOWN_EVENT, f"event {event!r:.40} is not one of {sorted(EVENTS)}")
