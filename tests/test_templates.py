@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from benchmarks.loghub import grouping_accuracy
 from states.telemetry.templates import (
     DEFAULT_MASKS,
     MaskRule,
@@ -136,3 +137,18 @@ class TestPersistence:
     def test_an_unknown_state_version_is_refused(self) -> None:
         with pytest.raises(ValueError, match="version"):
             TemplateMiner.from_state({"version": 99, "templates": [], "next_id": 0})
+
+
+class TestGroupingAccuracy:
+    def test_identical_groupings_score_one_whatever_the_labels(self) -> None:
+        assert grouping_accuracy(["a", "a", "b"], [7, 7, 9]) == 1.0
+
+    def test_a_split_group_makes_all_its_messages_wrong(self) -> None:
+        assert grouping_accuracy(["a", "a", "b"], [1, 2, 3]) == pytest.approx(1 / 3)
+
+    def test_a_merged_group_makes_all_its_messages_wrong(self) -> None:
+        assert grouping_accuracy(["a", "a", "b", "c"], [1, 1, 1, 2]) == pytest.approx(1 / 4)
+
+    def test_mismatched_lengths_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="same messages"):
+            grouping_accuracy(["a"], [1, 2])
