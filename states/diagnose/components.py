@@ -5,7 +5,9 @@ so the loudest component is often a victim.  The cause is the component that
 moved most against its own normal, in the kind of metric the front is
 suffering from, whose move its callees cannot account for, that broke no later
 than the front, and from which an unbroken chain of anomalous callers leads
-up to the front.  Each of these is one named feature; the score is their sum,
+up to the front.  A leaf of the graph that is only a remote view of an
+anomalous service (a load balancer in front of it) counts as that service's
+victim.  Each of these is one named feature; the score is their sum,
 and the explanation keeps every contribution so an operator can see why a
 component was blamed.
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from states.diagnose.callgraph import Callees, Graph, ancestors_of, callee_map, observed_callees
 from states.diagnose.deviations import (
     ComponentWindow,
     DeviationSettings,
@@ -27,10 +30,7 @@ from states.diagnose.deviations import (
     all_shifts,
 )
 
-Graph = Mapping[str, Iterable[str]]
-"""Caller -> callees."""
 Shifts = Mapping[str, Mapping[str, MetricShift]]
-Callees = Mapping[str, frozenset[str]]
 
 
 @dataclass(frozen=True)
@@ -88,49 +88,6 @@ def strongest(
     return max(
         shifts.values(), key=lambda s: s.z * relevance(s.metric, family, settings), default=None
     )
-
-
-def callee_map(graph: Graph) -> dict[str, frozenset[str]]:
-    """The graph as caller -> frozen set of callees, without self-calls."""
-    return {
-        caller: frozenset(c for c in callees if c != caller) for caller, callees in graph.items()
-    }
-
-
-def observed_callees(component: str, callees: Callees, observed: frozenset[str]) -> frozenset[str]:
-    """Callees that report metrics, looking through callees that report nothing.
-
-    A proxy without telemetry must not hide the health of what it forwards to.
-    """
-    found: set[str] = set()
-    seen = {component}
-    stack = list(callees.get(component, frozenset()))
-    while stack:
-        callee = stack.pop()
-        if callee in seen:
-            continue
-        seen.add(callee)
-        if callee in observed:
-            found.add(callee)
-        else:
-            stack.extend(callees.get(callee, frozenset()))
-    return frozenset(found)
-
-
-def ancestors_of(component: str, callees: Callees) -> frozenset[str]:
-    """Every component that calls this one, directly or not."""
-    callers: dict[str, set[str]] = {}
-    for caller, called in callees.items():
-        for callee in called:
-            callers.setdefault(callee, set()).add(caller)
-    seen: set[str] = set()
-    stack = [component]
-    while stack:
-        for caller in callers.get(stack.pop(), ()):
-            if caller not in seen:
-                seen.add(caller)
-                stack.append(caller)
-    return frozenset(seen)
 
 
 def hidden_callees(
