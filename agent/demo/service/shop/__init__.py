@@ -1,0 +1,1 @@
+"""shop: a small storefront API (catalog, cart, auth) served over HTTP."""

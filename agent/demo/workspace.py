@@ -1,0 +1,359 @@
+"""Builds the demo's git repository: a shop service with a believable history.
+
+The demo must show the agent reading real history, so the repository is made
+commit by commit from the service template shipped in ``agent/demo/service``:
+several authors, spaced dates, each commit touching its own files. Then a
+release adds three commits, one of which (``catalog: support case-insensitive
+SKU lookup``) makes catalog requests tens of times slower without breaking a
+test, so only telemetry and the benchmark reveal it.
+
+The template is the healthy state. History before it is replayed by undoing the
+later edits of each file, so the template stays the single source of the code.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+SERVICE_ARGV: tuple[str, ...] = (
+    "{python}", "-m", "shop.server",
+    "--port", "{port}", "--log", "{log}", "--instance", "{instance}",
+)  # fmt: skip
+"""How to start one instance, as an argument-list template for the local fleet."""
+
+TEST_ARGV: tuple[str, ...] = ("{python}", "-m", "pytest")
+"""The service's own test suite, run from the repository root."""
+
+BENCH_ARGV: tuple[str, ...] = ("{python}", "bench/bench_catalog.py")
+"""The catalog micro-benchmark; its last stdout line is one JSON metric."""
+
+PRODUCTION_DATA_ENV: dict[str, str] = {"SHOP_DATA": "production"}
+"""Instance environment that loads the legacy bundles (the ``bad-fix`` scenario)."""
+
+COMPONENT_SOURCES: dict[str, list[str]] = {
+    "catalog": ["shop/catalog.py", "shop/inventory.py"],
+    "cart": ["shop/cart.py"],
+    "auth": ["shop/auth.py"],
+    "server": ["shop/server.py"],
+}
+"""Which source files implement each component named in the request log."""
+
+CULPRIT_FILE = "shop/catalog.py"
+_GITIGNORE = "__pycache__/\n*.pyc\n.pytest_cache/\n*.jsonl\n"
+_SKIPPED = ("__pycache__", ".pyc")  # and hidden entries: caches of tools run in the template
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who wrote a commit."""
+
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the one occurrence of ``old`` in ``path`` with ``new``."""
+
+    path: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """One commit: template files it adds and edits it makes, by whom and how long ago."""
+
+    author: Author
+    message: str
+    age: timedelta
+    adds: tuple[str, ...] = ()
+    edits: tuple[Edit, ...] = ()
+
+
+@dataclass(frozen=True)
+class DemoRepository:
+    """The demo repository once built; ``healthy_sha`` is the release running first."""
+
+    path: Path
+    healthy_sha: str
+    component_sources: dict[str, list[str]] = field(
+        default_factory=lambda: {name: list(paths) for name, paths in COMPONENT_SOURCES.items()}
+    )
+
+
+@dataclass(frozen=True)
+class RegressionCommits:
+    """The next release: its commits in order, the culprit among them, and its head."""
+
+    culprit_sha: str
+    head_sha: str
+    culprit_file: str
+    commits: tuple[str, ...]
+
+
+ALICE = Author("Alice Moreau", "alice.moreau@shop.example")
+BILAL = Author("Bilal Haddad", "bilal.haddad@shop.example")
+CHEN = Author("Chen Wei", "chen.wei@shop.example")
+DANA = Author("Dana Okafor", "dana.okafor@shop.example")
+
+HISTORY: tuple[Change, ...] = (
+    Change(
+        ALICE,
+        "Shop service: catalog, cart and auth behind one HTTP server\n\n"
+        "Standard library only, one JSON log line per request.",
+        timedelta(days=31, hours=4),
+        adds=(
+            ".gitignore",
+            "pyproject.toml",
+            "shop/__init__.py",
+            "shop/inventory.py",
+            "shop/catalog.py",
+            "shop/cart.py",
+            "shop/auth.py",
+            "shop/server.py",
+            "tests/test_catalog.py",
+            "tests/test_server.py",
+        ),
+    ),
+    Change(
+        BILAL,
+        "cart: tests for limits and shopper isolation",
+        timedelta(days=27, hours=7, minutes=12),
+        adds=("tests/test_cart.py",),
+    ),
+    Change(
+        CHEN,
+        "auth: tolerate 30 s of clock skew between instances\n\n"
+        "Tokens issued by one instance were rejected by another whose clock ran ahead.",
+        timedelta(days=22, hours=2, minutes=40),
+        adds=("tests/test_auth.py",),
+        edits=(
+            Edit("shop/auth.py", "TOKEN_TTL_S = 3600\n", "TOKEN_TTL_S = 3600\nCLOCK_SKEW_S = 30\n"),
+            Edit("shop/auth.py", "if expiry < (", "if expiry + CLOCK_SKEW_S < ("),
+        ),
+    ),
+    Change(
+        DANA,
+        "docs: how to run and develop the shop",
+        timedelta(days=18, hours=5, minutes=3),
+        adds=("README.md",),
+    ),
+    Change(
+        BILAL,
+        "cart: allow up to 20 of an item per line",
+        timedelta(days=12, hours=1, minutes=55),
+        edits=(Edit("shop/cart.py", "MAX_QUANTITY = 10\n", "MAX_QUANTITY = 20\n"),),
+    ),
+    Change(
+        ALICE,
+        "bench: micro-benchmark for catalog search and item pages",
+        timedelta(days=6, hours=3, minutes=21),
+        adds=("bench/bench_catalog.py",),
+    ),
+    Change(
+        CHEN,
+        "server: log request durations with microsecond precision",
+        timedelta(days=3, hours=6, minutes=8),
+        edits=(
+            Edit(
+                "shop/server.py",
+                "duration_ms = round((time.perf_counter() - started) * 1000, 1)",
+                "duration_ms = round((time.perf_counter() - started) * 1000, 3)",
+            ),
+        ),
+    ),
+)
+
+_CASE_INSENSITIVE_RESOLVE = """    def _resolve(self, sku: str) -> Item:
+        # Bundles imported from the legacy storefront reference their parts by
+        # lower-case SKU, so compare SKUs the way people type them.
+        wanted = normalized_sku(sku)
+        matches = [item for item in self._items if normalized_sku(item.sku) == wanted]
+        if not matches:
+            raise UnknownSku(sku)
+        # Prefer the canonical (upper-case) spelling if both were imported.
+        return min(matches, key=lambda item: item.sku != item.sku.upper())
+"""
+
+_NORMALIZED_SKU = '''def normalized_sku(sku: str) -> str:
+    """The comparable form of a SKU: compatibility-normalized, trimmed, upper-case."""
+    return unicodedata.normalize("NFKC", sku).strip().upper()
+
+
+def words(text: str)'''
+
+RELEASE: tuple[Change, ...] = (
+    Change(
+        DANA,
+        "auth: treat the Bearer scheme case-insensitively (RFC 7235)",
+        timedelta(hours=3, minutes=10),
+        edits=(Edit("shop/auth.py", 'if scheme != "Bearer"', 'if scheme.lower() != "bearer"'),),
+    ),
+    Change(
+        CHEN,
+        "catalog: support case-insensitive SKU lookup\n\n"
+        "Bundles imported from the legacy storefront list their parts as\n"
+        "'sku-00042'; item pages for them failed. Normalize SKUs before comparing.",
+        timedelta(hours=2, minutes=4),
+        edits=(
+            Edit(
+                CULPRIT_FILE,
+                "from collections.abc import Iterable\n",
+                "import unicodedata\nfrom collections.abc import Iterable\n",
+            ),
+            Edit(CULPRIT_FILE, "def words(text: str)", _NORMALIZED_SKU),
+            Edit(
+                CULPRIT_FILE,
+                "        if sku not in self._by_sku:\n            raise UnknownSku(sku)\n",
+                "",
+            ),
+            Edit(
+                CULPRIT_FILE,
+                "    def _resolve(self, sku: str) -> Item:\n        return self._by_sku[sku]\n",
+                _CASE_INSENSITIVE_RESOLVE,
+            ),
+        ),
+    ),
+    Change(
+        BILAL,
+        "cart: name the SKU in quantity errors",
+        timedelta(hours=1, minutes=2),
+        edits=(
+            Edit(
+                "shop/cart.py",
+                'raise CartError(f"quantity must be between',
+                'raise CartError(f"quantity of {sku} must be between',
+            ),
+        ),
+    ),
+)
+_CULPRIT_INDEX = 1
+
+
+class WorkspaceError(RuntimeError):
+    """The demo repository could not be built; the message says which step failed."""
+
+
+def build_demo_repository(path: Path, *, now: datetime | None = None) -> DemoRepository:
+    """Create the shop's repository with its history in ``path`` (absent or empty).
+
+    Commit dates are set relative to ``now`` (default: the current time), the
+    last one a few days before it.
+    """
+    if path.exists() and any(path.iterdir()):
+        raise WorkspaceError(f"{path} is not empty; choose a new directory for the demo")
+    path.mkdir(parents=True, exist_ok=True)
+    _git(path, "init", "--quiet", "--initial-branch=main")
+    template = _template_files()
+    moment = now or datetime.now(UTC)
+    for index, change in enumerate(HISTORY):
+        _write_added_files(path, change, template, HISTORY[index + 1 :])
+        _apply_edits(path, change.edits)
+        _commit(path, change, moment)
+    missing = sorted(set(template) - {name for change in HISTORY for name in change.adds})
+    if missing:
+        raise WorkspaceError(f"template files not added by any commit of HISTORY: {missing}")
+    return DemoRepository(path=path, healthy_sha=_git(path, "rev-parse", "HEAD"))
+
+
+def commit_regression(repo: DemoRepository, *, now: datetime | None = None) -> RegressionCommits:
+    """Add the next release on top of the healthy head: an auth fix, the culprit, a cart tweak."""
+    moment = now or datetime.now(UTC)
+    shas = []
+    for change in RELEASE:
+        _apply_edits(repo.path, change.edits)
+        _commit(repo.path, change, moment)
+        shas.append(_git(repo.path, "rev-parse", "HEAD"))
+    return RegressionCommits(
+        culprit_sha=shas[_CULPRIT_INDEX],
+        head_sha=shas[-1],
+        culprit_file=CULPRIT_FILE,
+        commits=tuple(shas),
+    )
+
+
+def _template_files() -> dict[str, str]:
+    """Every template file by repository path, plus the generated ``.gitignore``."""
+    root = resources.files("agent.demo").joinpath("service")
+    files = {name: entry.read_text(encoding="utf-8") for name, entry in _walk(root, "")}
+    files[".gitignore"] = _GITIGNORE
+    return files
+
+
+def _walk(directory: Traversable, prefix: str) -> Iterator[tuple[str, Traversable]]:
+    for entry in sorted(directory.iterdir(), key=lambda entry: entry.name):
+        if entry.name.startswith(".") or entry.name.endswith(_SKIPPED):
+            continue
+        if entry.is_dir():
+            yield from _walk(entry, f"{prefix}{entry.name}/")
+        else:
+            yield f"{prefix}{entry.name}", entry
+
+
+def _write_added_files(
+    root: Path, change: Change, template: dict[str, str], later: Sequence[Change]
+) -> None:
+    """Write each added file as it was then: the template with later edits undone."""
+    for name in change.adds:
+        if name not in template:
+            raise WorkspaceError(f"HISTORY adds {name!r}, which the service template lacks")
+        text = template[name]
+        for edit in reversed([edit for step in later for edit in step.edits if edit.path == name]):
+            text = _replace_once(text, edit.new, edit.old, name)
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+
+
+def _apply_edits(root: Path, edits: Sequence[Edit]) -> None:
+    for edit in edits:
+        target = root / edit.path
+        text = target.read_text(encoding="utf-8")
+        target.write_text(_replace_once(text, edit.old, edit.new, edit.path), encoding="utf-8")
+
+
+def _replace_once(text: str, old: str, new: str, name: str) -> str:
+    count = text.count(old)
+    if count != 1:
+        raise WorkspaceError(f"{name}: expected {old!r} exactly once, found it {count} times")
+    return text.replace(old, new)
+
+
+def _commit(root: Path, change: Change, now: datetime) -> None:
+    paths = list(change.adds) + sorted({edit.path for edit in change.edits})
+    _git(root, "add", "--", *paths)
+    when = (now - change.age).replace(microsecond=0).isoformat()
+    identity = {
+        "GIT_AUTHOR_NAME": change.author.name,
+        "GIT_AUTHOR_EMAIL": change.author.email,
+        "GIT_AUTHOR_DATE": when,
+        "GIT_COMMITTER_NAME": change.author.name,
+        "GIT_COMMITTER_EMAIL": change.author.email,
+        "GIT_COMMITTER_DATE": when,
+    }
+    _git(root, "commit", "--quiet", "--no-verify", "-m", change.message, extra_env=identity)
+
+
+def _git(root: Path, *arguments: str, extra_env: dict[str, str] | None = None) -> str:
+    """Run git in ``root`` isolated from the user's and system's configuration."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        **(extra_env or {}),
+    }
+    command = ["git", "-C", str(root), "-c", "commit.gpgsign=false", *arguments]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        step = " ".join(arguments[:2])
+        raise WorkspaceError(f"git {step} failed in {root}: {result.stderr.strip()}")
+    return result.stdout.strip()
