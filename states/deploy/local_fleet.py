@@ -1,0 +1,404 @@
+"""The ``local-fleet`` deployer: instances of a service on this machine, one port each.
+
+The demo, and anyone trying selfheal without a platform, needs a real fleet to
+roll fixes out to. A target runs one process started from a release directory
+exported from the git repository (``<fleet_dir>/releases/<version>/``). Its
+state file (``<fleet_dir>/targets/<target>.json``) records which process was
+started, so a later run can stop it; which version a target runs is always
+asked over HTTP, never read from that file.
+
+Processes are started in their own session so that they outlive the agent
+(which may restart), and are recognised on stop by their pid *and* kernel start
+time, so a recycled pid is never signalled. Linux (``/proc``) only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from states.deploy.deployers import DeployError
+
+PLACEHOLDERS = frozenset({"python", "port", "log", "instance", "version"})
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_PATH_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+_STDERR_TAIL_CHARS = 2000
+_POLL_S = 0.05
+
+
+class LocalFleetSettings(BaseModel):
+    """Where the fleet lives, which targets it has, and how one instance is started."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    repository: Path = Field(description="Git repository whose revisions are deployed.")
+    fleet_dir: Path = Field(
+        description="Holds releases/, targets/ (state files), logs/ (request logs) and output/."
+    )
+    targets: dict[str, int] = Field(
+        min_length=1, description="Target name -> the 127.0.0.1 port its instance listens on."
+    )
+    argv: list[str] = Field(
+        min_length=1,
+        description="Command of one instance, one list element per argument; {python}, {port}, "
+        "{log}, {instance} and {version} are substituted inside each element, never by a shell.",
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment of every instance."
+    )
+    version_path: str = Field(
+        default="/version", description="HTTP path answering the running version."
+    )
+    start_timeout_s: float = Field(
+        default=20.0, gt=0, description="Longest wait for a started instance to answer its version."
+    )
+    stop_timeout_s: float = Field(
+        default=5.0, gt=0, description="Wait after SIGTERM before SIGKILL."
+    )
+    probe_timeout_s: float = Field(
+        default=1.0, gt=0, description="HTTP timeout when asking a target its version."
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _targets_are_distinct_ports(cls, targets: dict[str, int]) -> dict[str, int]:
+        for name, port in targets.items():
+            if not _PATH_SAFE.match(name):
+                raise ValueError(f"target name {name!r}: use letters, digits, '_', '.', '-'")
+            if not 0 < port < 65536:
+                raise ValueError(f"target {name!r}: port {port} is not between 1 and 65535")
+        if len(set(targets.values())) != len(targets):
+            raise ValueError("every target needs its own port")
+        return targets
+
+    @field_validator("argv")
+    @classmethod
+    def _argv_names_known_placeholders(cls, argv: list[str]) -> list[str]:
+        for element in argv:
+            unknown = set(_PLACEHOLDER.findall(element)) - PLACEHOLDERS
+            if unknown:
+                raise ValueError(
+                    f"argv element {element!r} uses unknown placeholder(s) {sorted(unknown)}; "
+                    f"known: {sorted(PLACEHOLDERS)}"
+                )
+        return argv
+
+    @field_validator("version_path")
+    @classmethod
+    def _version_path_is_absolute(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError("version_path must start with '/'")
+        return path
+
+
+class TargetState(BaseModel):
+    """What was started on a target: enough to recognise and stop that process later."""
+
+    pid: int
+    port: int
+    version: str
+    started_at: datetime
+    process_start: int = Field(description="Kernel start time of the process, in clock ticks.")
+
+
+def render_argv(template: list[str], values: dict[str, str]) -> list[str]:
+    """Substitute ``{name}`` placeholders inside each element, in one pass (values stay literal)."""
+    return [_PLACEHOLDER.sub(lambda match: values[match.group(1)], element) for element in template]
+
+
+class LocalFleet:
+    """A :class:`~states.deploy.deployers.Deployer` for processes on 127.0.0.1."""
+
+    def __init__(self, settings: LocalFleetSettings) -> None:
+        self._settings = settings
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    def targets(self) -> list[str]:
+        return list(self._settings.targets)
+
+    def deploy(self, target: str, version: str, *, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        port = self._port(target)
+        _check_version(target, version)
+        if self._ask_version(port) == version:
+            return
+        release = self._release(target, version)
+        self._stop(target)
+        process = self._start(target, version, release)
+        wait_until = min(deadline, time.monotonic() + self._settings.start_timeout_s)
+        try:
+            self._await_version(target, version, process, wait_until)
+        except DeployError:
+            self._stop(target)
+            raise
+
+    def rollback(self, target: str, version: str, *, timeout_s: float) -> None:
+        self.deploy(target, version, timeout_s=timeout_s)
+
+    def running_versions(self) -> dict[str, str | None]:
+        return {name: self._ask_version(port) for name, port in self._settings.targets.items()}
+
+    def log_path(self, target: str) -> Path:
+        """The request log an instance of ``target`` writes (``{log}``), kept across versions."""
+        return self._settings.fleet_dir / "logs" / f"{target}.jsonl"
+
+    def output_path(self, target: str) -> Path:
+        """Stdout and stderr of the instance last started on ``target``."""
+        return self._settings.fleet_dir / "output" / f"{target}.log"
+
+    def state(self, target: str) -> TargetState | None:
+        """What was last started on ``target`` and not stopped since, if anything."""
+        return _read_state(_state_path(self._settings.fleet_dir, target))
+
+    def _port(self, target: str) -> int:
+        try:
+            return self._settings.targets[target]
+        except KeyError:
+            raise DeployError(f"{target}: not a target of this fleet ({self.targets()})") from None
+
+    def _ask_version(self, port: int) -> str | None:
+        return ask_version(port, self._settings.version_path, self._settings.probe_timeout_s)
+
+    def _release(self, target: str, version: str) -> Path:
+        releases = self._settings.fleet_dir / "releases"
+        final = releases / version
+        if final.is_dir():
+            return final
+        releases.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(self._settings.repository), "archive", "--format=tar", version],
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode != 0:
+            reason = archive.stderr.decode(errors="replace").strip()
+            raise DeployError(f"{target}: cannot export version {version!r}: {reason}")
+        _extract_atomically(archive.stdout, final)
+        return final
+
+    def _start(self, target: str, version: str, release: Path) -> subprocess.Popen[bytes]:
+        values = {
+            "python": sys.executable,
+            "port": str(self._settings.targets[target]),
+            "log": str(self.log_path(target)),
+            "instance": target,
+            "version": version,
+        }
+        argv = render_argv(self._settings.argv, values)
+        for directory in (self.log_path(target).parent, self.output_path(target).parent):
+            directory.mkdir(parents=True, exist_ok=True)
+        with self.output_path(target).open("wb") as output:
+            try:
+                process = subprocess.Popen(
+                    argv,
+                    cwd=release,
+                    env=self._environment(version),
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as error:
+                raise DeployError(f"{target}: cannot start {argv[0]!r}: {error}") from None
+        self._children[target] = process
+        state = TargetState(
+            pid=process.pid,
+            port=self._settings.targets[target],
+            version=version,
+            started_at=datetime.now(UTC),
+            process_start=_process_start(process.pid) or 0,
+        )
+        _write_atomically(_state_path(self._settings.fleet_dir, target), state.model_dump_json())
+        return process
+
+    def _environment(self, version: str) -> dict[str, str]:
+        inherited = {name: os.environ[name] for name in _INHERITED_ENV if name in os.environ}
+        return {**inherited, **self._settings.env, "SERVICE_VERSION": version}
+
+    def _await_version(
+        self, target: str, version: str, process: subprocess.Popen[bytes], wait_until: float
+    ) -> None:
+        port = self._settings.targets[target]
+        while self._ask_version(port) != version:
+            status = process.poll()
+            if status is not None:
+                raise DeployError(
+                    f"{target}: the instance exited with status {status} before answering "
+                    f"version {version}; its output ends with:\n{self._output_tail(target)}"
+                )
+            if time.monotonic() >= wait_until:
+                raise DeployError(
+                    f"{target}: no answer {version!r} on port {port} in time; "
+                    f"its output ends with:\n{self._output_tail(target)}"
+                )
+            time.sleep(_POLL_S)
+
+    def _output_tail(self, target: str) -> str:
+        try:
+            text = self.output_path(target).read_text(errors="replace")
+        except OSError:
+            return "(no output)"
+        return text[-_STDERR_TAIL_CHARS:].strip() or "(no output)"
+
+    def _stop(self, target: str) -> None:
+        path = _state_path(self._settings.fleet_dir, target)
+        state = _read_state(path)
+        if state is not None:
+            stop_process(state, self._settings.stop_timeout_s)
+            path.unlink(missing_ok=True)
+        child = self._children.pop(target, None)
+        if child is not None:
+            child.poll()
+
+
+def stop_fleet(fleet_dir: Path, *, timeout_s: float = 5.0) -> list[str]:
+    """Stop every target process recorded under ``fleet_dir``, and nothing else.
+
+    Returns the names of the targets whose state file was cleared.
+    """
+    cleared = []
+    for path in sorted((fleet_dir / "targets").glob("*.json")):
+        state = _read_state(path)
+        if state is not None:
+            stop_process(state, timeout_s)
+        path.unlink(missing_ok=True)
+        cleared.append(path.stem)
+    return cleared
+
+
+def stop_process(state: TargetState, timeout_s: float) -> None:
+    """SIGTERM the recorded process group, SIGKILL it after ``timeout_s``; never another process."""
+    for signum, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
+        if not _is_running(state):
+            return
+        try:
+            os.killpg(state.pid, signum)
+        except ProcessLookupError:
+            return
+        if _wait_until_gone(state, wait_s):
+            return
+    raise DeployError(f"process {state.pid} (version {state.version}) survived SIGKILL")
+
+
+def ask_version(port: int, path: str, timeout_s: float) -> str | None:
+    """The version the service on ``127.0.0.1:port`` answers at ``path``; None if it does not."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read().decode(errors="replace")
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+    if response.status != 200:
+        return None
+    return _version_from_body(body)
+
+
+def _version_from_body(body: str) -> str | None:
+    """Accept ``{"version": "..."}`` or the bare version as text."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body.strip() or None
+    if isinstance(parsed, dict):
+        version = parsed.get("version")
+        return version if isinstance(version, str) else None
+    return body.strip() or None
+
+
+def _check_version(target: str, version: str) -> None:
+    if not _PATH_SAFE.match(version):
+        raise DeployError(
+            f"{target}: version {version!r}: use a revision name of letters, digits, '_', '.', '-'"
+        )
+
+
+def _extract_atomically(tar_bytes: bytes, final: Path) -> None:
+    """Unpack into a sibling temporary directory, then rename it into place."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
+            archive.extractall(staging, filter="data")
+        try:
+            staging.rename(final)
+        except OSError:
+            if not final.is_dir():  # not a concurrent deploy that won the race
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _state_path(fleet_dir: Path, target: str) -> Path:
+    return fleet_dir / "targets" / f"{target}.json"
+
+
+def _read_state(path: Path) -> TargetState | None:
+    try:
+        return TargetState.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError):
+        return None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _process_start(pid: int) -> int | None:
+    """Kernel start time of a live process (not a zombie), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def _is_running(state: TargetState) -> bool:
+    return state.process_start != 0 and _process_start(state.pid) == state.process_start
+
+
+def _wait_until_gone(state: TargetState, wait_s: float) -> bool:
+    deadline = time.monotonic() + wait_s
+    while True:
+        _reap(state.pid)
+        if not _is_running(state):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL_S / 2)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if the process is our child, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
