@@ -14,7 +14,6 @@ time, so a recycled pid is never signalled. Linux (``/proc``) only.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import io
 import json
@@ -35,10 +34,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from states.deploy.deployers import DeployError
 
 PLACEHOLDERS = frozenset({"python", "port", "log", "instance", "version"})
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(sorted(PLACEHOLDERS)) + r")\}")
+_ANY_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _PATH_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 _STDERR_TAIL_CHARS = 2000
+# Instances started by this process, by pid: they are our children until they exit,
+# and whichever deployer or stop_fleet call stops one collects its exit status.
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
 _POLL_S = 0.05
 
 
@@ -91,7 +94,7 @@ class LocalFleetSettings(BaseModel):
     @classmethod
     def _argv_names_known_placeholders(cls, argv: list[str]) -> list[str]:
         for element in argv:
-            unknown = set(_PLACEHOLDER.findall(element)) - PLACEHOLDERS
+            unknown = set(_ANY_PLACEHOLDER.findall(element)) - PLACEHOLDERS
             if unknown:
                 raise ValueError(
                     f"argv element {element!r} uses unknown placeholder(s) {sorted(unknown)}; "
@@ -127,7 +130,10 @@ class LocalFleet:
 
     def __init__(self, settings: LocalFleetSettings) -> None:
         self._settings = settings
-        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def settings(self) -> LocalFleetSettings:
+        return self._settings
 
     def targets(self) -> list[str]:
         return list(self._settings.targets)
@@ -216,7 +222,7 @@ class LocalFleet:
                 )
             except OSError as error:
                 raise DeployError(f"{target}: cannot start {argv[0]!r}: {error}") from None
-        self._children[target] = process
+        _STARTED[process.pid] = process
         state = TargetState(
             pid=process.pid,
             port=self._settings.targets[target],
@@ -262,9 +268,6 @@ class LocalFleet:
         if state is not None:
             stop_process(state, self._settings.stop_timeout_s)
             path.unlink(missing_ok=True)
-        child = self._children.pop(target, None)
-        if child is not None:
-            child.poll()
 
 
 def stop_fleet(fleet_dir: Path, *, timeout_s: float = 5.0) -> list[str]:
@@ -284,16 +287,19 @@ def stop_fleet(fleet_dir: Path, *, timeout_s: float = 5.0) -> list[str]:
 
 def stop_process(state: TargetState, timeout_s: float) -> None:
     """SIGTERM the recorded process group, SIGKILL it after ``timeout_s``; never another process."""
-    for signum, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
-        if not _is_running(state):
-            return
-        try:
-            os.killpg(state.pid, signum)
-        except ProcessLookupError:
-            return
-        if _wait_until_gone(state, wait_s):
-            return
-    raise DeployError(f"process {state.pid} (version {state.version}) survived SIGKILL")
+    try:
+        for signum, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
+            if not _is_running(state):
+                return
+            try:
+                os.killpg(state.pid, signum)
+            except ProcessLookupError:
+                return
+            if _wait_until_gone(state, wait_s):
+                return
+        raise DeployError(f"process {state.pid} (version {state.version}) survived SIGKILL")
+    finally:
+        _reap(state.pid)
 
 
 def ask_version(port: int, path: str, timeout_s: float) -> str | None:
@@ -399,6 +405,7 @@ def _wait_until_gone(state: TargetState, wait_s: float) -> bool:
 
 
 def _reap(pid: int) -> None:
-    """Collect the exit status if the process is our child, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    """Collect the exit status of an instance this process started, so no zombie lingers."""
+    child = _STARTED.get(pid)
+    if child is not None and child.poll() is not None:
+        _STARTED.pop(pid, None)
