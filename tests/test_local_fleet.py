@@ -309,6 +309,19 @@ def test_argv_placeholders_are_substituted_per_element_and_shell_text_stays_lite
     assert sorted(path.name for path in release.iterdir()) == ["serve.py"]
 
 
+def test_a_relative_fleet_dir_gives_instances_an_absolute_log_path(
+    versions: tuple[Path, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    fleet = LocalFleet(settings_for(versions[0], Path("fleet")))
+    try:
+        fleet.deploy("web-1", versions[1]["v1"], timeout_s=10)
+        log = tmp_path / "fleet" / "logs" / "web-1.jsonl"
+        assert json.loads(log.read_text())["argv"][1] == str(log)
+    finally:
+        stop_fleet(tmp_path / "fleet")
+
+
 def test_values_are_substituted_once_so_placeholder_text_in_a_value_stays() -> None:
     values = {"python": "/py", "port": "80", "log": "{port}", "instance": "a", "version": "v"}
     assert render_argv(["{log}:{port}", "{{x}}", "{python}"], values) == [

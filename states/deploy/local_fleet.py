@@ -130,6 +130,8 @@ class LocalFleet:
 
     def __init__(self, settings: LocalFleetSettings) -> None:
         self._settings = settings
+        # Absolute, because instances run in their release directory and get {log} from here.
+        self._fleet_dir = settings.fleet_dir.absolute()
 
     @property
     def settings(self) -> LocalFleetSettings:
@@ -162,15 +164,15 @@ class LocalFleet:
 
     def log_path(self, target: str) -> Path:
         """The request log an instance of ``target`` writes (``{log}``), kept across versions."""
-        return self._settings.fleet_dir / "logs" / f"{target}.jsonl"
+        return self._fleet_dir / "logs" / f"{target}.jsonl"
 
     def output_path(self, target: str) -> Path:
         """Stdout and stderr of the instance last started on ``target``."""
-        return self._settings.fleet_dir / "output" / f"{target}.log"
+        return self._fleet_dir / "output" / f"{target}.log"
 
     def state(self, target: str) -> TargetState | None:
         """What was last started on ``target`` and not stopped since, if anything."""
-        return _read_state(_state_path(self._settings.fleet_dir, target))
+        return _read_state(_state_path(self._fleet_dir, target))
 
     def _port(self, target: str) -> int:
         try:
@@ -182,7 +184,7 @@ class LocalFleet:
         return ask_version(port, self._settings.version_path, self._settings.probe_timeout_s)
 
     def _release(self, target: str, version: str) -> Path:
-        releases = self._settings.fleet_dir / "releases"
+        releases = self._fleet_dir / "releases"
         final = releases / version
         if final.is_dir():
             return final
@@ -230,7 +232,7 @@ class LocalFleet:
             started_at=datetime.now(UTC),
             process_start=_process_start(process.pid) or 0,
         )
-        _write_atomically(_state_path(self._settings.fleet_dir, target), state.model_dump_json())
+        _write_atomically(_state_path(self._fleet_dir, target), state.model_dump_json())
         return process
 
     def _environment(self, version: str) -> dict[str, str]:
@@ -263,7 +265,7 @@ class LocalFleet:
         return text[-_STDERR_TAIL_CHARS:].strip() or "(no output)"
 
     def _stop(self, target: str) -> None:
-        path = _state_path(self._settings.fleet_dir, target)
+        path = _state_path(self._fleet_dir, target)
         state = _read_state(path)
         if state is not None:
             stop_process(state, self._settings.stop_timeout_s)
