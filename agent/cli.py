@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import daemon, engine, logs, reports
+from agent.demo import run as demo_run
 from agent.lock import AlreadyRunning, DataDirLock
 from agent.settings import ConfigError, config_path, load_settings
 from sequences.loading import SequenceError, sequence_json_schema
@@ -53,10 +54,21 @@ def cmd_tick(args: argparse.Namespace) -> int:
         finally:
             engine.close_runtime(rt)
     data = {
-        "state": report.final_state, "polled": report.polled, "commands": report.commands,
-        "steps": [{"kind": s.kind, "state": s.state, "beat": s.beat, "detail": s.detail} for s in report.steps],
+        "state": report.final_state,
+        "polled": report.polled,
+        "commands": report.commands,
+        "steps": [
+            {"kind": s.kind, "state": s.state, "beat": s.beat, "detail": s.detail}
+            for s in report.steps
+        ],
     }
-    _print(args, data, lambda d: "\n".join(f"{s['kind']:<12} {s['state']:<18} {s['beat']} {s['detail']}" for s in d["steps"]))
+    _print(
+        args,
+        data,
+        lambda d: "\n".join(
+            f"{s['kind']:<12} {s['state']:<18} {s['beat']} {s['detail']}" for s in d["steps"]
+        ),
+    )
     return 0
 
 
@@ -84,14 +96,25 @@ def cmd_override(args: argparse.Namespace) -> int:
         now = SystemClock().now()
         row = db.transact(
             lambda s: repo.queue_command(
-                s, verb=args.verb, reason=args.reason, target_state=args.state, force=args.force,
-                actor=args.actor, now=now,
+                s,
+                verb=args.verb,
+                reason=args.reason,
+                target_state=args.state,
+                force=args.force,
+                actor=args.actor,
+                now=now,
             )
         )
     finally:
         db.dispose()
     data = {"queued": row.id, "verb": row.verb, "state": row.target_state}
-    _print(args, data, lambda d: f"queued command #{d['queued']} ({d['verb']}); the daemon applies it at its next tick")
+    _print(
+        args,
+        data,
+        lambda d: (
+            f"queued command #{d['queued']} ({d['verb']}); the daemon applies it at its next tick"
+        ),
+    )
     return 0
 
 
@@ -131,16 +154,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = load_settings(path, data_dir=args.data_dir)
     sequences = engine.load_phase_sequences(settings)
     data = {
-        "config": str(path), "ok": True, "data_dir": str(settings.agent.data_dir),
-        "autonomy": settings.agent.autonomy, "deployer": settings.deploy.kind,
+        "config": str(path),
+        "ok": True,
+        "data_dir": str(settings.agent.data_dir),
+        "autonomy": settings.agent.autonomy,
+        "deployer": settings.deploy.kind,
         "phases": {phase: [b.id for b in spec.beats] for phase, spec in sequences.items()},
     }
-    _print(args, data, lambda d: f"{d['config']}: OK ({len(d['phases'])} phases, deployer {d['deployer']}, autonomy {d['autonomy']})")
+    _print(
+        args,
+        data,
+        lambda d: (
+            f"{d['config']}: OK ({len(d['phases'])} phases, deployer {d['deployer']}, autonomy {d['autonomy']})"
+        ),
+    )
     return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    schemas: dict[str, Any] = {kind: model.model_json_schema() for kind, model in ARTIFACT_MODELS.items()}
+    schemas: dict[str, Any] = {
+        kind: model.model_json_schema() for kind, model in ARTIFACT_MODELS.items()
+    }
     schemas["sequence"] = sequence_json_schema()
     schemas["config"] = Settings.model_json_schema()
     chosen = {args.kind: schemas[args.kind]} if args.kind else schemas
@@ -179,19 +213,25 @@ def cmd_systemd_unit(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from agent.demo import run as demo_run
-
     return demo_run.main(scenario=args.scenario, as_json=args.json, workspace=args.workspace)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="selfheal", description="A self-healing agent for a service you run.")
-    parser.add_argument("--config", type=Path, help="configuration file (default: $SELFHEAL_CONFIG or ./config.toml)")
+    parser = argparse.ArgumentParser(
+        prog="selfheal", description="A self-healing agent for a service you run."
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="configuration file (default: $SELFHEAL_CONFIG or ./config.toml)",
+    )
     parser.add_argument("--data-dir", type=Path, help="override agent.data_dir")
     parser.add_argument("--log-level", default=os.environ.get("SELFHEAL_LOG_LEVEL", "info"))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str, json_flag: bool = True) -> argparse.ArgumentParser:
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help_text: str, json_flag: bool = True
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(func=func)
         if json_flag:
@@ -206,20 +246,33 @@ def _parser() -> argparse.ArgumentParser:
     override.add_argument("state", nargs="?", help="the state for set-state")
     override.add_argument("--reason", required=True, help="why (stored with the transition)")
     override.add_argument("--force", action="store_true", help="required by set-state")
-    override.add_argument("--actor", default=os.environ.get("USER", "operator"), help="who is acting")
+    override.add_argument(
+        "--actor", default=os.environ.get("USER", "operator"), help="who is acting"
+    )
     hist = add("history", cmd_history, "list cycles, newest first")
     hist.add_argument("--limit", type=int, default=20)
     show = add("show", cmd_show, "everything about one cycle")
     show.add_argument("cycle", help="cycle id or a unique prefix")
     add("patterns", cmd_patterns, "list learned patterns")
     add("check", cmd_check, "validate the configuration and the sequences")
-    schema = add("schema", cmd_schema, "print the JSON Schemas of artifacts, sequences and config", json_flag=False)
+    schema = add(
+        "schema",
+        cmd_schema,
+        "print the JSON Schemas of artifacts, sequences and config",
+        json_flag=False,
+    )
     schema.add_argument("kind", nargs="?", choices=[*ARTIFACT_MODELS, "sequence", "config"])
-    unit = add("systemd-unit", cmd_systemd_unit, "print a systemd unit for the daemon", json_flag=False)
+    unit = add(
+        "systemd-unit", cmd_systemd_unit, "print a systemd unit for the daemon", json_flag=False
+    )
     unit.add_argument("--user", help="run the service as this user")
     demo = add("demo", cmd_demo, "run the bundled demo end to end")
     demo.add_argument("--scenario", choices=["resolved", "bad-fix"], default="resolved")
-    demo.add_argument("--workspace", type=Path, help="where to build the demo (default: a new temporary directory, kept)")
+    demo.add_argument(
+        "--workspace",
+        type=Path,
+        help="where to build the demo (default: a new temporary directory, kept)",
+    )
     return parser
 
 

@@ -71,10 +71,16 @@ def run(settings: Settings) -> int:
     with DataDirLock(settings.agent.data_dir):
         reap(settings)
         rt = engine.open_runtime(settings, stop)
-        scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"max_instances": 1, "coalesce": True})
+        scheduler = BackgroundScheduler(
+            timezone="UTC", job_defaults={"max_instances": 1, "coalesce": True}
+        )
         scheduler.add_job(
-            _run_tick, "interval", args=[rt, notifier, heartbeat], seconds=settings.agent.poll_interval_s,
-            id="tick", next_run_time=rt.clock.now(),
+            _run_tick,
+            "interval",
+            args=[rt, notifier, heartbeat],
+            seconds=settings.agent.poll_interval_s,
+            id="tick",
+            next_run_time=rt.clock.now(),
         )
         interval = watchdog_interval_s()
         if interval is not None:
@@ -94,7 +100,11 @@ def run(settings: Settings) -> int:
         signal.signal(signal.SIGINT, request_stop)
         scheduler.start()
         notifier.ready("running")
-        log.info("daemon started", data_dir=str(settings.agent.data_dir), poll_interval_s=settings.agent.poll_interval_s)
+        log.info(
+            "daemon started",
+            data_dir=str(settings.agent.data_dir),
+            poll_interval_s=settings.agent.poll_interval_s,
+        )
         while not stop.wait(0.5):
             pass
         notifier.stopping()

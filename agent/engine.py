@@ -40,7 +40,10 @@ def load_phase_sequences(settings: Settings) -> dict[str, SequenceSpec]:
     """The bundled sequences, or the operator's own folder."""
     folder = settings.agent.sequences_dir or bundled_folder()
     return load_sequences(
-        folder, handlers=handlers.handler_names(), phases=machine.STATES, required=machine.PHASES_WITH_BEATS
+        folder,
+        handlers=handlers.handler_names(),
+        phases=machine.STATES,
+        required=machine.PHASES_WITH_BEATS,
     )
 
 
@@ -68,9 +71,13 @@ def open_runtime(settings: Settings, stop: threading.Event, clock: Clock | None 
     db = open_database(database_path(settings))
     clock = clock or SystemClock()
     return Runtime(
-        settings=settings, db=db, clock=clock, sequences=sequences,
+        settings=settings,
+        db=db,
+        clock=clock,
+        sequences=sequences,
         artifacts=ArtifactWriter(db, settings.agent.data_dir, clock),
-        deployer_factory=deployer_factory(settings), stop_requested=stop.is_set,
+        deployer_factory=deployer_factory(settings),
+        stop_requested=stop.is_set,
     )
 
 
@@ -91,10 +98,16 @@ def _apply(session: Session, rt: Runtime, command: CommandRow) -> str:
     now = rt.clock.now()
     if command.verb == "set-state":
         if not command.force:
-            raise IllegalTransition("set-state bypasses the machine's rules; repeat it with --force")
-        row = steering.force_state_in(session, now, str(command.target_state), actor=command.actor, reason=command.reason)
+            raise IllegalTransition(
+                "set-state bypasses the machine's rules; repeat it with --force"
+            )
+        row = steering.force_state_in(
+            session, now, str(command.target_state), actor=command.actor, reason=command.reason
+        )
     else:
-        row = steering.fire_in(session, rt.settings, now, command.verb, actor=command.actor, reason=command.reason)
+        row = steering.fire_in(
+            session, rt.settings, now, command.verb, actor=command.actor, reason=command.reason
+        )
     if command.verb == "approve" and row.cycle_id:
         cycle = repo.cycle(session, row.cycle_id)
         cycle.approved_by = command.actor

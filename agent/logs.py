@@ -16,7 +16,9 @@ import structlog
 
 def configure(*, json: bool, level: str = "info") -> None:
     """Set up the processor pipeline and where lines go (stderr)."""
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -31,8 +31,11 @@ def _current_beat(session: Session, entry_id: int) -> dict[str, Any] | None:
         return None
     run = pending[0]
     return {
-        "beat": run.beat_id, "status": run.status, "attempts": run.attempts,
-        "not_before": _iso(run.not_before), "error": run.error or None,
+        "beat": run.beat_id,
+        "status": run.status,
+        "attempts": run.attempts,
+        "not_before": _iso(run.not_before),
+        "error": run.error or None,
         "wait_reason": run.output.get("wait_reason"),
     }
 
@@ -50,38 +53,73 @@ def status(db: Database, now: datetime) -> dict[str, Any]:
             "cycle": _cycle_brief(cycle) if cycle else None,
             "current_beat": _current_beat(session, state.entry_id),
             "components": {
-                name: {"window_start": _iso(w.start), "health": w.health, "count": w.count,
-                       "error_rate": round(w.error_rate, 4), "p95_ms": w.p95}
+                name: {
+                    "window_start": _iso(w.start),
+                    "health": w.health,
+                    "count": w.count,
+                    "error_rate": round(w.error_rate, 4),
+                    "p95_ms": w.p95,
+                }
                 for name, w in sorted(repo.latest_windows(session).items())
             },
             "anomalies": [
-                {"fingerprint": a.fingerprint, "severity": a.severity, "actionable": a.actionable,
-                 "windows": a.consecutive, "cycle_id": a.cycle_id}
+                {
+                    "fingerprint": a.fingerprint,
+                    "severity": a.severity,
+                    "actionable": a.actionable,
+                    "windows": a.consecutive,
+                    "cycle_id": a.cycle_id,
+                }
                 for a in repo.open_anomalies(session)
             ],
             "sources": {
-                c.key: {"lines": c.lines, "rejected": c.rejected, "offset": c.offset, "updated_at": _iso(c.updated_at)}
+                c.key: {
+                    "lines": c.lines,
+                    "rejected": c.rejected,
+                    "offset": c.offset,
+                    "updated_at": _iso(c.updated_at),
+                }
                 for c in repo.cursors(session).values()
             },
-            "queued_commands": [{"id": c.id, "verb": c.verb} for c in repo.queued_commands(session)],
-            "transitions": [_transition(t) for t in repo.recent_transitions(session, STATUS_TRANSITIONS)],
+            "queued_commands": [
+                {"id": c.id, "verb": c.verb} for c in repo.queued_commands(session)
+            ],
+            "transitions": [
+                _transition(t) for t in repo.recent_transitions(session, STATUS_TRANSITIONS)
+            ],
         }
 
     return db.query(build)
 
 
 def _transition(t: Any) -> dict[str, Any]:
-    return {"at": _iso(t.at), "source": t.source, "dest": t.dest, "trigger": t.trigger, "actor": t.actor,
-            "reason": t.reason, "cycle_id": t.cycle_id}
+    return {
+        "at": _iso(t.at),
+        "source": t.source,
+        "dest": t.dest,
+        "trigger": t.trigger,
+        "actor": t.actor,
+        "reason": t.reason,
+        "cycle_id": t.cycle_id,
+    }
 
 
 def _cycle_brief(c: CycleRow) -> dict[str, Any]:
     return {
-        "id": c.id, "component": c.component, "category": c.category, "metric": c.metric,
-        "opened_at": _iso(c.opened_at), "closed_at": _iso(c.closed_at), "outcome": c.outcome,
-        "suspect_commit": c.summary.get("suspect_commit"), "file": c.summary.get("file"),
-        "line": c.summary.get("line"), "confidence": c.confidence, "strategy": c.summary.get("strategy"),
-        "escalated": c.escalated, "escalation_reason": c.escalation_reason or None,
+        "id": c.id,
+        "component": c.component,
+        "category": c.category,
+        "metric": c.metric,
+        "opened_at": _iso(c.opened_at),
+        "closed_at": _iso(c.closed_at),
+        "outcome": c.outcome,
+        "suspect_commit": c.summary.get("suspect_commit"),
+        "file": c.summary.get("file"),
+        "line": c.summary.get("line"),
+        "confidence": c.confidence,
+        "strategy": c.summary.get("strategy"),
+        "escalated": c.escalated,
+        "escalation_reason": c.escalation_reason or None,
     }
 
 
@@ -104,11 +142,22 @@ def show(db: Database, prefix: str) -> dict[str, Any] | None:
             if path.suffix == ".json" and path.exists():
                 artifacts[a.kind]["content"] = json.loads(path.read_text())
         return {
-            "cycle": {**_cycle_brief(cycle), "summary": cycle.summary, "approved_by": cycle.approved_by},
+            "cycle": {
+                **_cycle_brief(cycle),
+                "summary": cycle.summary,
+                "approved_by": cycle.approved_by,
+            },
             "transitions": [_transition(t) for t in repo.cycle_transitions(session, cycle.id)],
             "beats": [
-                {"phase": b.phase, "beat": b.beat_id, "status": b.status, "attempts": b.attempts,
-                 "started_at": _iso(b.started_at), "finished_at": _iso(b.finished_at), "error": b.error or None}
+                {
+                    "phase": b.phase,
+                    "beat": b.beat_id,
+                    "status": b.status,
+                    "attempts": b.attempts,
+                    "started_at": _iso(b.started_at),
+                    "finished_at": _iso(b.finished_at),
+                    "error": b.error or None,
+                }
                 for b in repo.cycle_beat_runs(session, cycle.id)
             ],
             "artifacts": artifacts,
@@ -121,8 +170,14 @@ def patterns(db: Database) -> list[dict[str, Any]]:
     """The pattern library, most trusted first."""
     return db.query(
         lambda s: [
-            {"signature": p.signature, "strategy": p.strategy, "successes": p.successes, "failures": p.failures,
-             "confidence": p.confidence, "last_cycle_id": p.last_cycle_id}
+            {
+                "signature": p.signature,
+                "strategy": p.strategy,
+                "successes": p.successes,
+                "failures": p.failures,
+                "confidence": p.confidence,
+                "last_cycle_id": p.last_cycle_id,
+            }
             for p in repo.patterns(s)
         ]
     )
@@ -132,12 +187,17 @@ def patterns(db: Database) -> list[dict[str, Any]]:
 
 
 def render_status(data: dict[str, Any]) -> str:
-    lines = [f"state: {data['state']}" + (f" (paused in {data['paused_from']})" if data["paused"] else "")]
+    lines = [
+        f"state: {data['state']}"
+        + (f" (paused in {data['paused_from']})" if data["paused"] else "")
+    ]
     if data["cycle"]:
         c = data["cycle"]
         lines.append(f"cycle: {c['id']} {c['component']} {c['category']}/{c['metric']}")
         if c["suspect_commit"]:
-            lines.append(f"  suspect: {c['suspect_commit'][:12]} {c['file']}:{c['line']} (confidence {c['confidence']:.2f})")
+            lines.append(
+                f"  suspect: {c['suspect_commit'][:12]} {c['file']}:{c['line']} (confidence {c['confidence']:.2f})"
+            )
     if data["current_beat"]:
         b = data["current_beat"]
         extra = f" until {b['not_before']} ({b['wait_reason']})" if b["not_before"] else ""
@@ -145,15 +205,23 @@ def render_status(data: dict[str, Any]) -> str:
     if data["components"]:
         lines.append("components:")
         for name, h in data["components"].items():
-            lines.append(f"  {name:<14} health {h['health']!s:>6}  p95 {h['p95_ms']!s:>8} ms  errors {h['error_rate']:.2%}  n={h['count']}")
+            lines.append(
+                f"  {name:<14} health {h['health']!s:>6}  p95 {h['p95_ms']!s:>8} ms  "
+                f"errors {h['error_rate']:.2%}  n={h['count']}"
+            )
     for a in data["anomalies"]:
-        lines.append(f"anomaly: {a['fingerprint']} {a['severity']} {a['windows']} window(s)" + (" actionable" if a["actionable"] else ""))
+        lines.append(
+            f"anomaly: {a['fingerprint']} {a['severity']} {a['windows']} window(s)"
+            + (" actionable" if a["actionable"] else "")
+        )
     for key, s in data["sources"].items():
         rejected = ", ".join(f"{k}={v}" for k, v in s["rejected"].items()) or "none"
         lines.append(f"source {key}: {s['lines']} lines, rejected: {rejected}")
     lines.append("recent transitions:")
     for t in data["transitions"]:
-        lines.append(f"  {t['at']}  {t['source']} -> {t['dest']}  [{t['trigger']} by {t['actor']}] {t['reason']}")
+        lines.append(
+            f"  {t['at']}  {t['source']} -> {t['dest']}  [{t['trigger']} by {t['actor']}] {t['reason']}"
+        )
     return "\n".join(lines)
 
 
@@ -170,5 +238,6 @@ def render_patterns(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no patterns learned yet"
     return "\n".join(
-        f"{r['confidence']:.2f}  {r['strategy']:<16} +{r['successes']}/-{r['failures']}  {r['signature']}" for r in rows
+        f"{r['confidence']:.2f}  {r['strategy']:<16} +{r['successes']}/-{r['failures']}  {r['signature']}"
+        for r in rows
     )

@@ -59,7 +59,9 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
         repository["path"] = str(_resolve(base, repository["path"]))
     for source in raw.get("telemetry", {}).get("sources", []):
         if isinstance(source, dict) and isinstance(source.get("paths"), list):
-            source["paths"] = [str(_resolve(base, p)) if isinstance(p, str) else p for p in source["paths"]]
+            source["paths"] = [
+                str(_resolve(base, p)) if isinstance(p, str) else p for p in source["paths"]
+            ]
     fleet = raw.get("deploy", {}).get("local_fleet", {})
     for key in ("repository", "fleet_dir"):
         if isinstance(fleet.get(key), str):
@@ -71,7 +73,9 @@ def load_settings(path: Path, *, data_dir: Path | None = None) -> Settings:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: configuration file not found (use --config or ${ENV_VAR})") from exc
+        raise ConfigError(
+            f"{path}: configuration file not found (use --config or ${ENV_VAR})"
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read: {exc}") from exc
     try:

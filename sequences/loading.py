@@ -41,7 +41,9 @@ def _read(path: Path) -> SequenceSpec:
         raise SequenceError(f"{path}: {where}: {first['msg']}") from exc
 
 
-def _check(path: Path, spec: SequenceSpec, handlers: Collection[str], phases: Collection[str]) -> None:
+def _check(
+    path: Path, spec: SequenceSpec, handlers: Collection[str], phases: Collection[str]
+) -> None:
     if spec.phase not in phases:
         raise SequenceError(
             f"{path}: phase {spec.phase!r} is not a state of the machine "

@@ -75,7 +75,13 @@ class ArtifactWriter:
         now = self._clock.now()
         self._db.transact(
             lambda s: repo.record_artifact(
-                s, cycle_id=cycle_id, kind=kind, path=str(path), sha256=digest, size=len(data), now=now
+                s,
+                cycle_id=cycle_id,
+                kind=kind,
+                path=str(path),
+                sha256=digest,
+                size=len(data),
+                now=now,
             )
         )
         return path

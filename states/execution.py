@@ -46,7 +46,9 @@ def _error_text(exc: BaseException) -> str:
 
 def _retry_or_fail(spec: BeatSpec, ctx: BeatContext, error: str, delay_s: float) -> Outcome:
     if ctx.attempt <= spec.retries:
-        return Outcome(Status.RETRY, error=error, not_before=ctx.clock.now() + timedelta(seconds=delay_s))
+        return Outcome(
+            Status.RETRY, error=error, not_before=ctx.clock.now() + timedelta(seconds=delay_s)
+        )
     return Outcome(Status.FAILED, error=f"{error} (after {ctx.attempt} attempts)")
 
 
@@ -64,7 +66,10 @@ def execute_beat_once(spec: BeatSpec, handler: Handler, ctx: BeatContext) -> Out
     elapsed = ctx.clock.monotonic() - started
     if elapsed > spec.timeout_s:
         return _retry_or_fail(
-            spec, ctx, f"timed out: took {elapsed:.1f}s of a {spec.timeout_s:.0f}s budget", spec.retry_delay_s
+            spec,
+            ctx,
+            f"timed out: took {elapsed:.1f}s of a {spec.timeout_s:.0f}s budget",
+            spec.retry_delay_s,
         )
     if result.wait_until is not None:
         return Outcome(

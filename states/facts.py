@@ -37,7 +37,8 @@ def load_facts(session: Session, settings: Settings, state: AgentStateRow, now: 
     budget_used = repo.cycles_opened_since(session, now - timedelta(days=1))
     base = Facts(
         actionable=candidate is not None,
-        in_cooldown=candidate is not None and in_cooldown(session, settings, candidate.component, now),
+        in_cooldown=candidate is not None
+        and in_cooldown(session, settings, candidate.component, now),
         budget_left=budget_used < settings.agent.max_cycles_per_day,
         autonomy=settings.agent.autonomy,
         paused_from=state.paused_from,

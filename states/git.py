@@ -57,7 +57,15 @@ def git(repo: Path, *args: str, timeout_s: float = 60.0, check: bool = True) -> 
 
 def resolve(repo: Path, rev: str) -> str | None:
     """The full commit id of a revision name git knows, or None."""
-    out = git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False)
+    out = git(
+        repo,
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        f"{rev}^{{commit}}",
+        check=False,
+    )
     sha = out.strip()
     return sha if SHA.match(sha) else None
 
@@ -80,22 +88,32 @@ _LOG_FORMAT = f"--format=%x1e%H{SEP}%an{SEP}%ae{SEP}%ct{SEP}%s"
 def commits_between(repo: Path, old: str, new: str, limit: int) -> list[Commit]:
     """Commits reachable from ``new`` but not ``old``, newest first."""
     span = f"{checked_revision(old)}..{checked_revision(new)}"
-    return _parse_log(git(repo, "log", _LOG_FORMAT, "--name-only", f"-n{limit}", "--end-of-options", span))
+    return _parse_log(
+        git(repo, "log", _LOG_FORMAT, "--name-only", f"-n{limit}", "--end-of-options", span)
+    )
 
 
 def commits_until(repo: Path, head: str, since: datetime, limit: int) -> list[Commit]:
     """Commits reachable from ``head`` committed at or after ``since``, newest first."""
     return _parse_log(
         git(
-            repo, "log", _LOG_FORMAT, "--name-only", f"-n{limit}", f"--since={int(since.timestamp())}",
-            "--end-of-options", checked_revision(head),
+            repo,
+            "log",
+            _LOG_FORMAT,
+            "--name-only",
+            f"-n{limit}",
+            f"--since={int(since.timestamp())}",
+            "--end-of-options",
+            checked_revision(head),
         )
     )
 
 
 def added_lines(repo: Path, sha: str, path: str) -> list[int]:
     """Line numbers (in the commit's version of ``path``) that the commit added or changed."""
-    out = git(repo, "show", "-U0", "--format=", "--end-of-options", checked_revision(sha), "--", path)
+    out = git(
+        repo, "show", "-U0", "--format=", "--end-of-options", checked_revision(sha), "--", path
+    )
     lines: list[int] = []
     for row in out.splitlines():
         match = HUNK.match(row)
@@ -108,8 +126,16 @@ def added_lines(repo: Path, sha: str, path: str) -> list[int]:
 def blame_commit(repo: Path, rev: str, path: str, line: int) -> str | None:
     """The commit that last changed ``path:line`` at ``rev``."""
     out = git(
-        repo, "blame", "--porcelain", "-L", f"{line},{line}", "--end-of-options", checked_revision(rev),
-        "--", path, check=False,
+        repo,
+        "blame",
+        "--porcelain",
+        "-L",
+        f"{line},{line}",
+        "--end-of-options",
+        checked_revision(rev),
+        "--",
+        path,
+        check=False,
     )
     first = out.split(" ", 1)[0] if out else ""
     return first if SHA.match(first) else None

@@ -11,6 +11,14 @@ from states.registry import handler_names
 from states.telemetry import ingest
 from states.validate import beats as validate_beats
 
-MODULES = (ingest, detect_beats, diagnose_beats, fix_beats, validate_beats, deploy_beats, learn_beats)
+MODULES = (
+    ingest,
+    detect_beats,
+    diagnose_beats,
+    fix_beats,
+    validate_beats,
+    deploy_beats,
+    learn_beats,
+)
 
 __all__ = ["MODULES", "handler_names"]

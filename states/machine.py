@@ -42,8 +42,25 @@ LOOP_STATES = (
     LEARNING,
 )
 STATES = (*LOOP_STATES, PAUSED, FAILED)
-CYCLE_STATES = (DIAGNOSING, FIXING, VALIDATING, AWAITING_APPROVAL, DEPLOYING, ROLLING_BACK, LEARNING)
-PHASES_WITH_BEATS = (INGESTING, DETECTING, DIAGNOSING, FIXING, VALIDATING, DEPLOYING, ROLLING_BACK, LEARNING)
+CYCLE_STATES = (
+    DIAGNOSING,
+    FIXING,
+    VALIDATING,
+    AWAITING_APPROVAL,
+    DEPLOYING,
+    ROLLING_BACK,
+    LEARNING,
+)
+PHASES_WITH_BEATS = (
+    INGESTING,
+    DETECTING,
+    DIAGNOSING,
+    FIXING,
+    VALIDATING,
+    DEPLOYING,
+    ROLLING_BACK,
+    LEARNING,
+)
 
 # The trigger the engine fires when every beat of a phase has finished.
 COMPLETION_TRIGGER = {
@@ -134,7 +151,9 @@ def _resumes_to(state: str) -> Callable[[Facts], bool]:
     return guard
 
 
-def _t(trigger: str, source: str | list[str], dest: str, *conditions: Callable[[Facts], bool]) -> dict[str, Any]:
+def _t(
+    trigger: str, source: str | list[str], dest: str, *conditions: Callable[[Facts], bool]
+) -> dict[str, Any]:
     return {"trigger": trigger, "source": source, "dest": dest, "conditions": list(conditions)}
 
 
@@ -174,6 +193,7 @@ class _Position:
     """The throwaway model ``transitions`` moves; it lives for one decision."""
 
     state: str
+    trigger: Callable[..., bool]  # bound by transitions when the model is added
 
 
 def _machine() -> Machine:
@@ -198,7 +218,7 @@ def next_state(state: str, trigger: str, facts: Facts) -> str:
     position = _Position()
     _MACHINE.add_model(position, initial=state)
     try:
-        moved = getattr(position, "trigger")(trigger, facts)
+        moved = position.trigger(trigger, facts)
     except (MachineError, AttributeError) as exc:
         raise IllegalTransition(
             f"'{trigger}' is not allowed in state '{state}' (allowed: {', '.join(allowed_triggers(state)) or 'none'})"
@@ -206,7 +226,9 @@ def next_state(state: str, trigger: str, facts: Facts) -> str:
     finally:
         _MACHINE.remove_model(position)
     if not moved:
-        raise IllegalTransition(f"'{trigger}' is not allowed in state '{state}' now: no guard holds")
+        raise IllegalTransition(
+            f"'{trigger}' is not allowed in state '{state}' now: no guard holds"
+        )
     return str(position.state)
 
 

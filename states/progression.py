@@ -97,13 +97,20 @@ def _apply_cycle_updates(session: Session, cycle_id: str | None, updates: dict[s
 
 
 def _checkpoint(
-    session: Session, rt: Runtime, beat: BeatSpec, entry_id: int, cycle_id: str | None, outcome: Outcome
+    session: Session,
+    rt: Runtime,
+    beat: BeatSpec,
+    entry_id: int,
+    cycle_id: str | None,
+    outcome: Outcome,
 ) -> None:
     now = rt.clock.now()
     state = repo.agent_state(session, now)
     if state.entry_id != entry_id:
         return  # an operator moved the machine while the beat ran; its result belongs to nobody
-    run = repo.beat_run(session, entry_id=entry_id, beat_id=beat.id, phase=state.state, cycle_id=cycle_id)
+    run = repo.beat_run(
+        session, entry_id=entry_id, beat_id=beat.id, phase=state.state, cycle_id=cycle_id
+    )
     run.error = outcome.error
     run.not_before = outcome.not_before
     if outcome.status in (Status.FINISHED, Status.WAITING):
@@ -120,7 +127,9 @@ def _checkpoint(
     session.add(run)
 
 
-def _fail(session: Session, rt: Runtime, beat: BeatSpec, run: BeatRunRow, now: datetime, error: str) -> None:
+def _fail(
+    session: Session, rt: Runtime, beat: BeatSpec, run: BeatRunRow, now: datetime, error: str
+) -> None:
     run.finished_at = now
     reason = f"beat {beat.id!r} failed: {error}"
     if beat.on_error == "continue":
@@ -139,7 +148,9 @@ def _fail(session: Session, rt: Runtime, beat: BeatSpec, run: BeatRunRow, now: d
 
 def _complete_phase(session: Session, rt: Runtime, phase: str) -> str:
     trigger = machine.COMPLETION_TRIGGER[phase]
-    row = steering.fire_in(session, rt.settings, rt.clock.now(), trigger, actor="agent", reason="phase complete")
+    row = steering.fire_in(
+        session, rt.settings, rt.clock.now(), trigger, actor="agent", reason="phase complete"
+    )
     return row.dest
 
 
@@ -159,12 +170,23 @@ def advance(rt: Runtime) -> Step:
         return Step("transitioned", dest, detail=f"{state.state} complete")
     run = runs.get(beat.id)
     if run is not None and run.not_before is not None and run.not_before > now:
-        return Step("waiting", state.state, beat.id, detail=str(run.output.get("wait_reason", run.error)), until=run.not_before)
+        return Step(
+            "waiting",
+            state.state,
+            beat.id,
+            detail=str(run.output.get("wait_reason", run.error)),
+            until=run.not_before,
+        )
     return _run_beat(rt, spec, beat, state.entry_id, state.cycle_id, runs)
 
 
 def _run_beat(
-    rt: Runtime, spec: SequenceSpec, beat: BeatSpec, entry_id: int, cycle_id: str | None, runs: dict[str, BeatRunRow]
+    rt: Runtime,
+    spec: SequenceSpec,
+    beat: BeatSpec,
+    entry_id: int,
+    cycle_id: str | None,
+    runs: dict[str, BeatRunRow],
 ) -> Step:
     attempt, waited, previous, exhausted = rt.db.transact(
         lambda s: _start(s, rt, beat, spec.phase, entry_id, cycle_id)
@@ -193,5 +215,9 @@ def _run_beat(
             log.info("beat started", attempt=attempt, resumed_after_wait=waited)
             outcome = execute_beat_once(beat, handler(beat.handler), ctx)
         rt.db.transact(lambda s: _checkpoint(s, rt, beat, entry_id, cycle_id, outcome))
-        log.info("beat " + outcome.status.value, error=outcome.error or None, not_before=outcome.not_before)
+        log.info(
+            "beat " + outcome.status.value,
+            error=outcome.error or None,
+            not_before=outcome.not_before,
+        )
     return Step("ran", spec.phase, beat.id, detail=outcome.status.value, until=outcome.not_before)

@@ -25,19 +25,28 @@ class _Section(BaseModel):
 class AgentSettings(_Section):
     """How the daemon runs and how much it may do on its own."""
 
-    data_dir: Path = Field(default=Path("selfheal-data"), description="State, artifacts, sandboxes.")
+    data_dir: Path = Field(
+        default=Path("selfheal-data"), description="State, artifacts, sandboxes."
+    )
     poll_interval_s: float = Field(default=10.0, gt=0, description="Seconds between ticks.")
     autonomy: Autonomy = Field(
         default="approve",
         description="observe: never deploy; approve: wait for an operator; auto: deploy validated fixes.",
     )
     max_cycles_per_day: int = Field(default=6, ge=1, description="Incident budget per 24 h.")
-    cooldown_s: float = Field(default=900.0, ge=0, description="Quiet time per component after a cycle.")
+    cooldown_s: float = Field(
+        default=900.0, ge=0, description="Quiet time per component after a cycle."
+    )
     pattern_confidence: float = Field(
-        default=0.75, gt=0, le=1, description="A pattern at or above this skips approval for its signature."
+        default=0.75,
+        gt=0,
+        le=1,
+        description="A pattern at or above this skips approval for its signature.",
     )
     sequences_dir: Path | None = Field(default=None, description="Your own phase definitions.")
-    keep_idle_transitions: int = Field(default=500, ge=10, description="Poll transitions kept outside cycles.")
+    keep_idle_transitions: int = Field(
+        default=500, ge=10, description="Poll transitions kept outside cycles."
+    )
 
 
 class SourceSettings(_Section):
@@ -54,7 +63,9 @@ class TelemetrySettings(_Section):
     window_s: float = Field(default=60.0, gt=0, description="Width of a metric window.")
     lateness_s: float = Field(default=10.0, ge=0, description="How late a record may arrive.")
     retention_s: float = Field(default=7 * 86400.0, gt=0, description="How long windows are kept.")
-    max_bytes_per_poll: int = Field(default=64 * 1024 * 1024, gt=0, description="Per file and poll.")
+    max_bytes_per_poll: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="Per file and poll."
+    )
     max_line_bytes: int = Field(default=1024 * 1024, gt=0, description="Longer lines are rejected.")
     sources: list[SourceSettings] = Field(default_factory=list)
 
@@ -64,7 +75,9 @@ class ComponentSettings(_Section):
 
     paths: list[str] = Field(default_factory=list, description="Source paths in the repository.")
     slo_p95_ms: float | None = Field(default=None, gt=0, description="P95 latency objective.")
-    slo_error_rate: float | None = Field(default=None, ge=0, le=1, description="Error-rate objective.")
+    slo_error_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Error-rate objective."
+    )
 
 
 class DetectSettings(_Section):
@@ -72,10 +85,18 @@ class DetectSettings(_Section):
 
     persist_windows: int = Field(default=3, ge=1, description="Windows in a row before acting.")
     clear_windows: int = Field(default=2, ge=1, description="Healthy windows in a row to close.")
-    baseline_windows: int = Field(default=30, ge=3, description="Recent healthy windows in the baseline.")
-    min_baseline_windows: int = Field(default=5, ge=1, description="Baseline needed before judging.")
-    deviation_factor: float = Field(default=2.0, gt=1, description="P95 over baseline median to flag.")
-    min_samples: int = Field(default=10, ge=1, description="Fewer requests in a window: not judged.")
+    baseline_windows: int = Field(
+        default=30, ge=3, description="Recent healthy windows in the baseline."
+    )
+    min_baseline_windows: int = Field(
+        default=5, ge=1, description="Baseline needed before judging."
+    )
+    deviation_factor: float = Field(
+        default=2.0, gt=1, description="P95 over baseline median to flag."
+    )
+    min_samples: int = Field(
+        default=10, ge=1, description="Fewer requests in a window: not judged."
+    )
     default_slo_p95_ms: float | None = Field(default=None, gt=0)
     default_slo_error_rate: float | None = Field(default=0.05, ge=0, le=1)
 
@@ -92,7 +113,9 @@ class RepositorySettings(_Section):
 class DiagnoseSettings(_Section):
     """How far back to look and how sure to be."""
 
-    min_confidence: float = Field(default=0.5, ge=0, le=1, description="Below: escalate, not guess.")
+    min_confidence: float = Field(
+        default=0.5, ge=0, le=1, description="Below: escalate, not guess."
+    )
     max_commits: int = Field(default=200, ge=1, description="Commits considered around onset.")
     lookback_s: float = Field(default=7 * 86400.0, gt=0, description="When versions are unknown.")
 
@@ -101,12 +124,16 @@ class ValidateSettings(_Section):
     """The checks a candidate must pass in the sandbox."""
 
     test_command: list[str] = Field(default_factory=lambda: ["python", "-m", "pytest", "-q"])
-    benchmark_command: list[str] | None = Field(default=None, description="Prints a JSON last line.")
+    benchmark_command: list[str] | None = Field(
+        default=None, description="Prints a JSON last line."
+    )
     timeout_s: float = Field(default=600.0, gt=0, description="Per command.")
     benchmark_repeats: int = Field(default=3, ge=1, le=50)
     min_improvement: float = Field(default=0.1, ge=0, lt=1, description="Required benchmark gain.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment for checks.")
-    max_patch_bytes: int = Field(default=256 * 1024, gt=0, description="Larger patches are refused.")
+    max_patch_bytes: int = Field(
+        default=256 * 1024, gt=0, description="Larger patches are refused."
+    )
 
 
 class CommandDeployerSettings(_Section):
@@ -126,8 +153,12 @@ class DeploySettings(_Section):
     waves: list[float] = Field(default_factory=lambda: [25.0, 50.0, 100.0])
     bake_s: float = Field(default=300.0, ge=0, description="Wait after each wave before its gate.")
     min_gate_samples: int = Field(default=20, ge=1, description="Requests needed to judge a wave.")
-    max_bake_extensions: int = Field(default=3, ge=0, description="Extra bakes when evidence is thin.")
-    gate_tolerance: float = Field(default=1.25, ge=1, description="Updated may be this much worse than control.")
+    max_bake_extensions: int = Field(
+        default=3, ge=0, description="Extra bakes when evidence is thin."
+    )
+    gate_tolerance: float = Field(
+        default=1.25, ge=1, description="Updated may be this much worse than control."
+    )
     deploy_timeout_s: float = Field(default=120.0, gt=0)
     command: CommandDeployerSettings | None = None
     local_fleet: LocalFleetSettings | None = None

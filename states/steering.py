@@ -103,14 +103,22 @@ def fire_in(
 
 
 def fire(
-    db: Database, settings: Settings, clock: Clock, trigger: str, *, actor: str = "agent", reason: str = ""
+    db: Database,
+    settings: Settings,
+    clock: Clock,
+    trigger: str,
+    *,
+    actor: str = "agent",
+    reason: str = "",
 ) -> TransitionRow:
     """Fire ``trigger`` in its own transaction."""
     now = clock.now()
     return db.transact(lambda s: fire_in(s, settings, now, trigger, actor=actor, reason=reason))
 
 
-def force_state_in(session: Session, now: datetime, dest: str, *, actor: str, reason: str) -> TransitionRow:
+def force_state_in(
+    session: Session, now: datetime, dest: str, *, actor: str, reason: str
+) -> TransitionRow:
     """Put the machine in ``dest`` regardless of the table (operator's ``set-state --force``)."""
     if dest not in machine.STATES or dest == machine.PAUSED:
         raise IllegalTransition(
@@ -119,7 +127,9 @@ def force_state_in(session: Session, now: datetime, dest: str, *, actor: str, re
     state = repo.agent_state(session, now)
     cycle_id = state.cycle_id if dest in machine.CYCLE_STATES else None
     if dest in machine.CYCLE_STATES and cycle_id is None:
-        raise IllegalTransition(f"cannot set state {dest!r}: there is no open cycle for it to work on")
+        raise IllegalTransition(
+            f"cannot set state {dest!r}: there is no open cycle for it to work on"
+        )
     if state.cycle_id is not None and cycle_id is None and dest != machine.FAILED:
         abandoned = repo.cycle(session, state.cycle_id)
         abandoned.closed_at, abandoned.outcome = now, "abandoned"

@@ -100,7 +100,7 @@ def prune_idle_transitions(session: Session, keep: int) -> int:
     ids = list(session.exec(newest.order_by(col(TransitionRow.id).desc()).offset(keep)))
     if not ids:
         return 0
-    session.exec(delete(TransitionRow).where(col(TransitionRow.id).in_(ids)))  # type: ignore[call-overload]
+    session.exec(delete(TransitionRow).where(col(TransitionRow.id).in_(ids)))
     return len(ids)
 
 
@@ -117,9 +117,7 @@ def beat_run(
     session: Session, *, entry_id: int, beat_id: str, phase: str, cycle_id: str | None
 ) -> BeatRunRow:
     """The checkpoint of one beat, created as pending when first asked for."""
-    stmt = select(BeatRunRow).where(
-        BeatRunRow.entry_id == entry_id, BeatRunRow.beat_id == beat_id
-    )
+    stmt = select(BeatRunRow).where(BeatRunRow.entry_id == entry_id, BeatRunRow.beat_id == beat_id)
     row = session.exec(stmt).first()
     if row is None:
         row = BeatRunRow(entry_id=entry_id, beat_id=beat_id, phase=phase, cycle_id=cycle_id)
@@ -140,7 +138,7 @@ def prune_idle_beat_runs(session: Session, keep_entries: int) -> int:
     old = list(session.exec(entries.order_by(col(BeatRunRow.entry_id).desc()).offset(keep_entries)))
     if not old:
         return 0
-    session.exec(delete(BeatRunRow).where(col(BeatRunRow.entry_id).in_(old)))  # type: ignore[call-overload]
+    session.exec(delete(BeatRunRow).where(col(BeatRunRow.entry_id).in_(old)))
     return len(old)
 
 
@@ -293,8 +291,8 @@ def latest_windows(session: Session) -> dict[str, WindowRow]:
 
 def prune_windows(session: Session, before: datetime) -> int:
     """Drop closed windows that started before ``before`` (retention)."""
-    stmt = delete(WindowRow).where(col(WindowRow.closed).is_(True), WindowRow.start < before)
-    result = session.exec(stmt)  # type: ignore[call-overload]
+    stmt = delete(WindowRow).where(col(WindowRow.closed).is_(True), col(WindowRow.start) < before)
+    result = session.exec(stmt)
     return int(result.rowcount or 0)
 
 
@@ -344,7 +342,12 @@ def queue_command(
 ) -> CommandRow:
     """Queue an operator command for the daemon's next tick."""
     row = CommandRow(
-        verb=verb, reason=reason, target_state=target_state, force=force, actor=actor, created_at=now
+        verb=verb,
+        reason=reason,
+        target_state=target_state,
+        force=force,
+        actor=actor,
+        created_at=now,
     )
     session.add(row)
     session.flush()
@@ -371,7 +374,9 @@ def waves(session: Session, cycle_id: str) -> list[WaveRow]:
     return list(session.exec(stmt))
 
 
-def deploy_actions(session: Session, cycle_id: str, action: str | None = None) -> list[DeployActionRow]:
+def deploy_actions(
+    session: Session, cycle_id: str, action: str | None = None
+) -> list[DeployActionRow]:
     """A cycle's deploy (and rollback) records in the order they were written."""
     stmt = select(DeployActionRow).where(DeployActionRow.cycle_id == cycle_id)
     if action is not None:

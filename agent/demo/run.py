@@ -171,21 +171,38 @@ class Progress:
         def read(session: Any) -> tuple[Any, list[Any], list[Any], Any]:
             state = repo.agent_state(session, now)
             waves = repo.waves(session, state.cycle_id) if state.cycle_id else []
-            return state, repo.recent_transitions(session, 8), waves, repo.latest_windows(session).get("catalog")
+            return (
+                state,
+                repo.recent_transitions(session, 8),
+                waves,
+                repo.latest_windows(session).get("catalog"),
+            )
 
-        state, transitions, waves, catalog = db.query(read)
+        _state, transitions, waves, catalog = db.query(read)
         stamp = f"[{time.monotonic() - t0:6.1f}s]"
         for t in reversed(transitions):
             if t.cycle_id or t.dest not in ("ingesting", "detecting", "idle"):
                 self.show(f"t{t.id}", f"{stamp} {t.source} -> {t.dest}  ({t.trigger}: {t.reason})")
         for w in waves:
-            self.show(f"w{w.index}{w.status}", f"{stamp}   wave {w.index + 1}/{len(waves)} {', '.join(w.targets)}: {w.status}"
-                      + (f" ({'; '.join(w.gate.get('reasons', []))})" if w.status in ("passed", "failed") and w.gate.get("reasons") else ""))
+            self.show(
+                f"w{w.index}{w.status}",
+                f"{stamp}   wave {w.index + 1}/{len(waves)} {', '.join(w.targets)}: {w.status}"
+                + (
+                    f" ({'; '.join(w.gate.get('reasons', []))})"
+                    if w.status in ("passed", "failed") and w.gate.get("reasons")
+                    else ""
+                ),
+            )
         if catalog is not None and catalog.p95 is not None:
-            self.show(f"h{catalog.start.timestamp() // 5}", f"{stamp}   catalog p95 {catalog.p95:.1f} ms, health {catalog.health}")
+            self.show(
+                f"h{catalog.start.timestamp() // 5}",
+                f"{stamp}   catalog p95 {catalog.p95:.1f} ms, health {catalog.health}",
+            )
 
 
-def _wait(predicate: Callable[[], bool], timeout_s: float, what: str, tick: Callable[[], None]) -> None:
+def _wait(
+    predicate: Callable[[], bool], timeout_s: float, what: str, tick: Callable[[], None]
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
@@ -205,7 +222,10 @@ def _start_daemon(config: Path, ws: Path) -> subprocess.Popen[bytes]:
     env.pop("NOTIFY_SOCKET", None)
     return subprocess.Popen(
         [sys.executable, "-m", "agent.cli", "--config", str(config), "run"],
-        stdout=log, stderr=log, env=env, start_new_session=True,
+        stdout=log,
+        stderr=log,
+        env=env,
+        start_new_session=True,
     )
 
 
@@ -231,22 +251,35 @@ def run_demo(ws: Path, opts: DemoOptions, out: Callable[[str], None]) -> DemoRes
         stack.callback(stop_fleet, fleet_settings.fleet_dir)
         for target in TARGETS:
             fleet.deploy(target, demo_repo.healthy_sha, timeout_s=30)
-        out(f"fleet of {len(TARGETS)} running {demo_repo.healthy_sha[:12]} on 127.0.0.1:{', '.join(map(str, fleet_settings.targets.values()))}")
+        out(
+            f"fleet of {len(TARGETS)} running {demo_repo.healthy_sha[:12]} on 127.0.0.1 ports "
+            + ", ".join(map(str, fleet_settings.targets.values()))
+        )
         load = LoadGenerator(list(fleet_settings.targets.values()), rate_per_s=opts.rate_per_s)
         load.start()
         stack.callback(load.stop)
         daemon = _start_daemon(config, ws)
         stack.callback(_stop_daemon, daemon)
-        db = open_database(settings.agent.data_dir / "selfheal.db") if _wait_for_db(settings.agent.data_dir) else None
-        assert db is not None
+        _wait_for_db(settings.agent.data_dir)
+        db = open_database(settings.agent.data_dir / "selfheal.db")
         stack.callback(db.dispose)
         t0 = time.monotonic()
         progress = Progress(out)
-        look = lambda: progress.look(db, t0)  # noqa: E731
+
+        def look() -> None:
+            progress.look(db, t0)
+
         out("healthy traffic; the agent learns the baseline ...")
-        _wait(lambda: _closed_windows(db, "catalog") >= opts.healthy_windows, 60, "a healthy baseline", look)
+        _wait(
+            lambda: _closed_windows(db, "catalog") >= opts.healthy_windows,
+            60,
+            "a healthy baseline",
+            look,
+        )
         release = commit_regression(demo_repo)
-        out(f"deploying release {release.head_sha[:12]} ({len(release.commits)} commits) to every target")
+        out(
+            f"deploying release {release.head_sha[:12]} ({len(release.commits)} commits) to every target"
+        )
         for target in TARGETS:
             fleet.deploy(target, release.head_sha, timeout_s=30)
         regressed_at = datetime.now(UTC)
@@ -261,12 +294,12 @@ def run_demo(ws: Path, opts: DemoOptions, out: Callable[[str], None]) -> DemoRes
     raise AssertionError("unreachable")
 
 
-def _wait_for_db(data_dir: Path) -> bool:
+def _wait_for_db(data_dir: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if (data_dir / "selfheal.db").exists():
             time.sleep(0.2)
-            return True
+            return
         time.sleep(0.1)
     raise TimeoutError(f"the daemon did not create {data_dir / 'selfheal.db'}; see daemon.log")
 
@@ -276,35 +309,52 @@ def _cycle_closed(db: Database, since: datetime) -> bool:
     return any(c.closed_at is not None and c.opened_at >= since for c in cycles)
 
 
-def _result(db: Database, ws: Path, data_dir: Path, regressed_at: datetime, culprit: str) -> DemoResult:
-    cycle = next(c for c in db.query(lambda s: repo.cycles(s, 5)) if c.opened_at >= regressed_at and c.closed_at)
+def _result(
+    db: Database, ws: Path, data_dir: Path, regressed_at: datetime, culprit: str
+) -> DemoResult:
+    cycle = next(
+        c
+        for c in db.query(lambda s: repo.cycles(s, 5))
+        if c.opened_at >= regressed_at and c.closed_at
+    )
     closed = cycle.closed_at or regressed_at
     return DemoResult(
-        outcome=str(cycle.outcome), cycle_id=cycle.id, suspect_commit=cycle.summary.get("suspect_commit"),
-        culprit_commit=culprit, suspect_file=cycle.summary.get("file"),
+        outcome=str(cycle.outcome),
+        cycle_id=cycle.id,
+        suspect_commit=cycle.summary.get("suspect_commit"),
+        culprit_commit=culprit,
+        suspect_file=cycle.summary.get("file"),
         detected_after_s=round((cycle.opened_at - regressed_at).total_seconds(), 1),
         mttr_s=round((closed - regressed_at).total_seconds(), 1),
-        artifacts_dir=str(data_dir / "cycles" / cycle.id), workspace=str(ws),
+        artifacts_dir=str(data_dir / "cycles" / cycle.id),
+        workspace=str(ws),
     )
 
 
 def summary(result: DemoResult) -> str:
     """The closing lines a person reads."""
-    named = "the culprit" if result.suspect_commit == result.culprit_commit else f"NOT the culprit {result.culprit_commit[:12]}"
-    return "\n".join([
-        "",
-        f"outcome:          {result.outcome}",
-        f"cycle:            {result.cycle_id}",
-        f"suspect:          {str(result.suspect_commit)[:12]} in {result.suspect_file} ({named})",
-        f"detected after:   {result.detected_after_s} s",
-        f"time to recover:  {result.mttr_s} s",
-        f"artifacts:        {result.artifacts_dir}",
-        f"load:             {result.load.get('sent')} requests, {result.load.get('server_errors')} server errors",
-    ])
+    named = (
+        "the culprit"
+        if result.suspect_commit == result.culprit_commit
+        else f"NOT the culprit {result.culprit_commit[:12]}"
+    )
+    return "\n".join(
+        [
+            "",
+            f"outcome:          {result.outcome}",
+            f"cycle:            {result.cycle_id}",
+            f"suspect:          {str(result.suspect_commit)[:12]} in {result.suspect_file} ({named})",
+            f"detected after:   {result.detected_after_s} s",
+            f"time to recover:  {result.mttr_s} s",
+            f"artifacts:        {result.artifacts_dir}",
+            f"load:             {result.load.get('sent')} requests, {result.load.get('server_errors')} server errors",
+        ]
+    )
 
 
 def main(*, scenario: str, as_json: bool, workspace: Path | None) -> int:
     """Run the demo from the command line."""
+
     def out(line: str) -> None:
         print(line, file=sys.stderr if as_json else sys.stdout, flush=True)
 

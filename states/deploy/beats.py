@@ -10,7 +10,7 @@ Bakes are durable waits (``not_before``), not sleeps.
 from __future__ import annotations
 
 import statistics
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from states.artifacts import DeploymentArtifact, WaveEntry
@@ -42,7 +42,9 @@ def plan(ctx: BeatContext) -> BeatResult:
     previous = deployer.running_versions()
     silent = sorted(t for t, v in previous.items() if v is None)
     if silent:
-        raise TemporaryError(f"targets not answering before rollout: {', '.join(silent)}", delay_s=2.0)
+        raise TemporaryError(
+            f"targets not answering before rollout: {', '.join(silent)}", delay_s=2.0
+        )
     waves = plan_waves(deployer.targets(), ctx.settings.deploy.waves)
 
     def store(session: Session) -> None:
@@ -56,13 +58,28 @@ def plan(ctx: BeatContext) -> BeatResult:
     return BeatResult(output={"waves": waves, "previous_versions": previous})
 
 
-def _intent(ctx: BeatContext, cycle: CycleRow, wave: WaveRow, target: str, action: str, to_version: str, from_version: str | None) -> DeployActionRow:
+def _intent(
+    ctx: BeatContext,
+    cycle: CycleRow,
+    wave: WaveRow,
+    target: str,
+    action: str,
+    to_version: str,
+    from_version: str | None,
+) -> DeployActionRow:
     def write(session: Session) -> DeployActionRow:
-        row = repo.deploy_action(session, cycle_id=cycle.id, action=action, wave=wave.index, target=target)
+        row = repo.deploy_action(
+            session, cycle_id=cycle.id, action=action, wave=wave.index, target=target
+        )
         if row is None:
             row = DeployActionRow(
-                cycle_id=cycle.id, action=action, wave=wave.index, target=target,
-                from_version=from_version, to_version=to_version, intent_at=ctx.clock.now(),
+                cycle_id=cycle.id,
+                action=action,
+                wave=wave.index,
+                target=target,
+                from_version=from_version,
+                to_version=to_version,
+                intent_at=ctx.clock.now(),
             )
             session.add(row)
             session.flush()
@@ -73,7 +90,9 @@ def _intent(ctx: BeatContext, cycle: CycleRow, wave: WaveRow, target: str, actio
 
 def _confirm(ctx: BeatContext, row: DeployActionRow) -> None:
     def mark(session: Session) -> None:
-        stored = repo.deploy_action(session, cycle_id=row.cycle_id, action=row.action, wave=row.wave, target=row.target)
+        stored = repo.deploy_action(
+            session, cycle_id=row.cycle_id, action=row.action, wave=row.wave, target=row.target
+        )
         if stored is not None:
             stored.status, stored.done_at = "done", ctx.clock.now()
             session.add(stored)
@@ -111,7 +130,13 @@ def _apply_wave(ctx: BeatContext, deployer: Deployer, cycle: CycleRow, wave: Wav
         move_target(ctx, deployer, row)
         ctx.log.info("target updated", target=target, version=version, wave=wave.index)
     now = ctx.clock.now()
-    _update_wave(ctx, wave, status="baking", applied_at=now, bake_until=now + timedelta(seconds=ctx.settings.deploy.bake_s))
+    _update_wave(
+        ctx,
+        wave,
+        status="baking",
+        applied_at=now,
+        bake_until=now + timedelta(seconds=ctx.settings.deploy.bake_s),
+    )
 
 
 def _update_wave(ctx: BeatContext, wave: WaveRow, **fields: Any) -> None:
@@ -131,7 +156,9 @@ def _update_wave(ctx: BeatContext, wave: WaveRow, **fields: Any) -> None:
 def group_health(windows: list[WindowRow]) -> GroupHealth:
     """Requests, errors and worst window P95 over a set of per-instance windows."""
     p95s = [w.p95 for w in windows if w.p95 is not None]
-    return GroupHealth(sum(w.count for w in windows), sum(w.errors for w in windows), max(p95s) if p95s else None)
+    return GroupHealth(
+        sum(w.count for w in windows), sum(w.errors for w in windows), max(p95s) if p95s else None
+    )
 
 
 def _gate(ctx: BeatContext, cycle: CycleRow, wave: WaveRow, waves: list[WaveRow]) -> GateVerdict:
@@ -146,17 +173,27 @@ def _gate(ctx: BeatContext, cycle: CycleRow, wave: WaveRow, waves: list[WaveRow]
         rows = repo.component_windows(session, cycle.component, instance=None, since=since)
         per_instance = [r for r in rows if r.instance]
         healthy = [
-            w.p95 for w in repo.component_windows(session, cycle.component, until=cycle.opened_at, limit=60)
+            w.p95
+            for w in repo.component_windows(
+                session, cycle.component, until=cycle.opened_at, limit=60
+            )
             if w.p95 is not None and not w.anomalous
         ]
         base = statistics.median(healthy) if healthy else None
-        return [r for r in per_instance if r.instance in updated], [r for r in per_instance if r.instance in everyone - updated], base
+        return (
+            [r for r in per_instance if r.instance in updated],
+            [r for r in per_instance if r.instance in everyone - updated],
+            base,
+        )
 
     mine, others, baseline = ctx.db.query(gather)
     component = ctx.settings.component(cycle.component)
     limits = GateLimits(
-        slo_p95_ms=component.slo_p95_ms, slo_error_rate=component.slo_error_rate, baseline_p95_ms=baseline,
-        tolerance=ctx.settings.deploy.gate_tolerance, baseline_factor=ctx.settings.detect.deviation_factor,
+        slo_p95_ms=component.slo_p95_ms,
+        slo_error_rate=component.slo_error_rate,
+        baseline_p95_ms=baseline,
+        tolerance=ctx.settings.deploy.gate_tolerance,
+        baseline_factor=ctx.settings.detect.deviation_factor,
         min_samples=ctx.settings.deploy.min_gate_samples,
     )
     return judge_gate(group_health(mine), group_health(others) if others else None, limits)
@@ -176,38 +213,68 @@ def roll_out(ctx: BeatContext) -> BeatResult:
         if wave.status == "passed":
             continue
         if wave.status == "failed":
-            return BeatResult(output={"failed_wave": wave.index}, cycle_updates={"gate_passed": False})
+            return BeatResult(
+                output={"failed_wave": wave.index}, cycle_updates={"gate_passed": False}
+            )
         if ctx.stop_requested():
-            return BeatResult(wait_until=ctx.clock.now(), wait_reason="stopping; resumes on the next start")
+            return BeatResult(
+                wait_until=ctx.clock.now(), wait_reason="stopping; resumes on the next start"
+            )
         if wave.status in ("planned", "applying"):
             _update_wave(ctx, wave, status="applying")
             _apply_wave(ctx, deployer, cycle, wave)
         now = ctx.clock.now()
         if wave.bake_until is not None and now < wave.bake_until:
-            return BeatResult(wait_until=wave.bake_until, wait_reason=f"baking wave {wave.index + 1}/{len(waves)}")
+            return BeatResult(
+                wait_until=wave.bake_until, wait_reason=f"baking wave {wave.index + 1}/{len(waves)}"
+            )
         extensions = int(wave.gate.get("extensions", 0))
         verdict = _gate(ctx, cycle, wave, waves)
         if verdict.passed is None and extensions < ctx.settings.deploy.max_bake_extensions:
             until = now + timedelta(seconds=max(ctx.settings.deploy.bake_s / 2, 1.0))
             _update_wave(ctx, wave, bake_until=until, gate=_gate_record(verdict, extensions + 1))
-            return BeatResult(wait_until=until, wait_reason=f"wave {wave.index + 1}: {'; '.join(verdict.reasons)}")
+            return BeatResult(
+                wait_until=until, wait_reason=f"wave {wave.index + 1}: {'; '.join(verdict.reasons)}"
+            )
         if verdict.passed is None:
-            verdict = GateVerdict(False, [*verdict.reasons, "not enough evidence after every bake extension"])
-        _update_wave(ctx, wave, status="passed" if verdict.passed else "failed", gate=_gate_record(verdict, extensions))
+            verdict = GateVerdict(
+                False, [*verdict.reasons, "not enough evidence after every bake extension"]
+            )
+        _update_wave(
+            ctx,
+            wave,
+            status="passed" if verdict.passed else "failed",
+            gate=_gate_record(verdict, extensions),
+        )
         ctx.log.info("wave gate", wave=wave.index, passed=verdict.passed, reasons=verdict.reasons)
         if not verdict.passed:
-            return BeatResult(output={"failed_wave": wave.index, "reasons": verdict.reasons}, cycle_updates={"gate_passed": False})
+            return BeatResult(
+                output={"failed_wave": wave.index, "reasons": verdict.reasons},
+                cycle_updates={"gate_passed": False},
+            )
     return BeatResult(output={"waves": len(waves)}, cycle_updates={"gate_passed": True})
 
 
-def deployment_artifact(ctx: BeatContext, cycle: CycleRow, outcome: str, finals: dict[str, str | None]) -> DeploymentArtifact:
+def deployment_artifact(
+    ctx: BeatContext, cycle: CycleRow, outcome: str, finals: dict[str, str | None]
+) -> DeploymentArtifact:
     """deployment.json from the stored waves."""
     waves = ctx.db.query(lambda s: repo.waves(s, cycle.id))
     return DeploymentArtifact(
-        cycle_id=cycle.id, version=str(cycle.validated_version),
+        cycle_id=cycle.id,
+        version=str(cycle.validated_version),
         previous_versions=cycle.summary.get("previous_versions", {}),
-        waves=[WaveEntry(index=w.index, targets=w.targets, status=w.status, applied_at=w.applied_at, gate=w.gate) for w in waves],
-        outcome=outcome,  # type: ignore[arg-type]
+        waves=[
+            WaveEntry(
+                index=w.index,
+                targets=w.targets,
+                status=w.status,
+                applied_at=w.applied_at,
+                gate=w.gate,
+            )
+            for w in waves
+        ],
+        outcome=outcome,
         final_versions=finals,
     )
 
@@ -220,9 +287,13 @@ def confirm(ctx: BeatContext) -> BeatResult:
     if cycle.gate_passed:
         wrong = sorted(t for t, v in finals.items() if v != cycle.validated_version)
         if wrong:
-            raise TemporaryError(f"targets not on {cycle.validated_version}: {', '.join(wrong)}", delay_s=2.0)
+            raise TemporaryError(
+                f"targets not on {cycle.validated_version}: {', '.join(wrong)}", delay_s=2.0
+            )
     outcome = "healthy" if cycle.gate_passed else "gate_failed"
-    ctx.artifacts.write_model(cycle.id, "deployment", deployment_artifact(ctx, cycle, outcome, finals))
+    ctx.artifacts.write_model(
+        cycle.id, "deployment", deployment_artifact(ctx, cycle, outcome, finals)
+    )
     return BeatResult(output={"outcome": outcome, "versions": finals})
 
 
@@ -237,7 +308,15 @@ def revert_targets(ctx: BeatContext) -> BeatResult:
     for action in touched:
         if action.from_version is None:
             raise PermanentError(f"{action.target}: previous version unknown; roll it back by hand")
-        row = _intent(ctx, cycle, waves[action.wave], action.target, "rollback", action.from_version, action.to_version)
+        row = _intent(
+            ctx,
+            cycle,
+            waves[action.wave],
+            action.target,
+            "rollback",
+            action.from_version,
+            action.to_version,
+        )
         if move_target(ctx, deployer, row):
             reverted.append(action.target)
     return BeatResult(output={"reverted": reverted, "targets": [a.target for a in touched]})
@@ -248,7 +327,7 @@ def record_rollback(ctx: BeatContext) -> BeatResult:
     """Write deployment.json for a rolled-back rollout."""
     cycle = _cycle(ctx)
     finals = ctx.deployer_factory().running_versions()
-    ctx.artifacts.write_model(cycle.id, "deployment", deployment_artifact(ctx, cycle, "rolled_back", finals))
+    ctx.artifacts.write_model(
+        cycle.id, "deployment", deployment_artifact(ctx, cycle, "rolled_back", finals)
+    )
     return BeatResult(output={"versions": finals}, cycle_updates={"gate_passed": False})
-
-

@@ -32,16 +32,22 @@ class CommandDeployer:
 
     def _run(self, argv: list[str], timeout_s: float, what: str) -> str:
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
         except subprocess.TimeoutExpired as exc:
             raise DeployError(f"{what}: {argv[0]} timed out after {timeout_s:.0f}s") from exc
         except OSError as exc:
             raise DeployError(f"{what}: cannot run {argv[0]!r}: {exc}") from exc
         if done.returncode != 0:
-            raise DeployError(f"{what}: {argv[0]} exited {done.returncode}: {done.stderr.strip()[-TAIL:]}")
+            raise DeployError(
+                f"{what}: {argv[0]} exited {done.returncode}: {done.stderr.strip()[-TAIL:]}"
+            )
         return done.stdout
 
-    def _apply(self, template: list[str], target: str, version: str, timeout_s: float, what: str) -> None:
+    def _apply(
+        self, template: list[str], target: str, version: str, timeout_s: float, what: str
+    ) -> None:
         if target not in self._settings.targets:
             raise DeployError(f"unknown target {target!r}")
         try:
@@ -56,7 +62,9 @@ class CommandDeployer:
         self._apply(self._settings.deploy, target, version, timeout_s, "deploy")
 
     def rollback(self, target: str, version: str, *, timeout_s: float) -> None:
-        self._apply(self._settings.rollback or self._settings.deploy, target, version, timeout_s, "rollback")
+        self._apply(
+            self._settings.rollback or self._settings.deploy, target, version, timeout_s, "rollback"
+        )
 
     def running_versions(self) -> dict[str, str | None]:
         versions: dict[str, str | None] = {}

@@ -2,7 +2,8 @@
 
 The demo, and anyone trying selfheal without a platform, needs a real fleet to
 roll fixes out to. A target runs one process started from a release directory
-exported from the git repository (``<fleet_dir>/releases/<version>/``). Its
+exported from the git repository (``<fleet_dir>/releases/<version>/``, made
+once and reused, so versions should name immutable revisions: commits, tags). Its
 state file (``<fleet_dir>/targets/<target>.json``) records which process was
 started, so a later run can stop it; which version a target runs is always
 asked over HTTP, never read from that file.
@@ -252,7 +253,7 @@ class LocalFleet:
                 )
             if time.monotonic() >= wait_until:
                 raise DeployError(
-                    f"{target}: no answer {version!r} on port {port} in time; "
+                    f"{target}: no answer {version!r} on port {port} within the start timeout; "
                     f"its output ends with:\n{self._output_tail(target)}"
                 )
             time.sleep(_POLL_S)
@@ -267,23 +268,34 @@ class LocalFleet:
     def _stop(self, target: str) -> None:
         path = _state_path(self._fleet_dir, target)
         state = _read_state(path)
-        if state is not None:
+        if state is None:
+            return
+        try:
             stop_process(state, self._settings.stop_timeout_s)
-            path.unlink(missing_ok=True)
+        except DeployError as error:
+            raise DeployError(f"{target}: cannot stop the running instance: {error}") from None
+        path.unlink(missing_ok=True)
 
 
 def stop_fleet(fleet_dir: Path, *, timeout_s: float = 5.0) -> list[str]:
     """Stop every target process recorded under ``fleet_dir``, and nothing else.
 
-    Returns the names of the targets whose state file was cleared.
+    Returns the names of the targets whose state file was cleared; tries every
+    target before raising for those whose process would not stop.
     """
-    cleared = []
+    cleared, failures = [], []
     for path in sorted((fleet_dir / "targets").glob("*.json")):
         state = _read_state(path)
-        if state is not None:
-            stop_process(state, timeout_s)
+        try:
+            if state is not None:
+                stop_process(state, timeout_s)
+        except DeployError as error:
+            failures.append(f"{path.stem}: {error}")
+            continue
         path.unlink(missing_ok=True)
         cleared.append(path.stem)
+    if failures:
+        raise DeployError("; ".join(failures))
     return cleared
 
 

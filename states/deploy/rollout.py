@@ -59,28 +59,50 @@ class GateVerdict:
     reasons: list[str] = field(default_factory=list)
 
 
-def judge_gate(updated: GroupHealth, control: GroupHealth | None, limits: GateLimits) -> GateVerdict:
+def judge_gate(
+    updated: GroupHealth, control: GroupHealth | None, limits: GateLimits
+) -> GateVerdict:
     """Pass, fail, or wait for more evidence."""
     if updated.requests < limits.min_samples:
-        return GateVerdict(None, [f"{updated.requests} requests on updated targets, need {limits.min_samples}"])
+        return GateVerdict(
+            None, [f"{updated.requests} requests on updated targets, need {limits.min_samples}"]
+        )
     reasons: list[str] = []
     if limits.slo_error_rate is not None and updated.error_rate > limits.slo_error_rate:
-        reasons.append(f"error rate {updated.error_rate:.2%} over objective {limits.slo_error_rate:.2%}")
-    if limits.slo_p95_ms is not None and updated.p95_ms is not None and updated.p95_ms > limits.slo_p95_ms:
+        reasons.append(
+            f"error rate {updated.error_rate:.2%} over objective {limits.slo_error_rate:.2%}"
+        )
+    if (
+        limits.slo_p95_ms is not None
+        and updated.p95_ms is not None
+        and updated.p95_ms > limits.slo_p95_ms
+    ):
         reasons.append(f"P95 {updated.p95_ms:.1f} ms over objective {limits.slo_p95_ms:.1f} ms")
     reference = _reference(control, limits)
-    if reference is not None and updated.p95_ms is not None and updated.p95_ms > reference[0] * reference[1]:
-        reasons.append(f"P95 {updated.p95_ms:.1f} ms over {reference[2]} {reference[0]:.1f} ms x{reference[1]}")
+    if (
+        reference is not None
+        and updated.p95_ms is not None
+        and updated.p95_ms > reference[0] * reference[1]
+    ):
+        reasons.append(
+            f"P95 {updated.p95_ms:.1f} ms over {reference[2]} {reference[0]:.1f} ms x{reference[1]}"
+        )
     if control is not None and control.requests >= limits.min_samples:
         allowed = control.error_rate * limits.tolerance + 0.01
         if updated.error_rate > allowed:
-            reasons.append(f"error rate {updated.error_rate:.2%} above not-yet-updated targets' {control.error_rate:.2%}")
+            reasons.append(
+                f"error rate {updated.error_rate:.2%} above not-yet-updated targets' {control.error_rate:.2%}"
+            )
     return GateVerdict(not reasons, reasons)
 
 
 def _reference(control: GroupHealth | None, limits: GateLimits) -> tuple[float, float, str] | None:
     """The latency to compare with: the control group, else the baseline (as detection would)."""
-    if control is not None and control.requests >= limits.min_samples and control.p95_ms is not None:
+    if (
+        control is not None
+        and control.requests >= limits.min_samples
+        and control.p95_ms is not None
+    ):
         return control.p95_ms, limits.tolerance, "not-yet-updated targets'"
     if limits.baseline_p95_ms is not None:
         return limits.baseline_p95_ms, limits.baseline_factor, "the healthy baseline"

@@ -40,9 +40,19 @@ def _healthy_p95(session: Session, settings: Settings, window: WindowRow) -> lis
     return healthy[-settings.detect.baseline_windows :]
 
 
-def _open_or_update(session: Session, settings: Settings, finding: Finding, window: WindowRow) -> AnomalyRow:
-    current = [a for a in repo.open_anomalies(session, finding.component) if a.fingerprint == finding.fingerprint]
-    evidence = {"window_start": window.start.isoformat(), "count": window.count, "detector": finding.detector}
+def _open_or_update(
+    session: Session, settings: Settings, finding: Finding, window: WindowRow
+) -> AnomalyRow:
+    current = [
+        a
+        for a in repo.open_anomalies(session, finding.component)
+        if a.fingerprint == finding.fingerprint
+    ]
+    evidence = {
+        "window_start": window.start.isoformat(),
+        "count": window.count,
+        "detector": finding.detector,
+    }
     if current:
         row = current[0]
         row.consecutive += 1
@@ -69,7 +79,9 @@ def _open_or_update(session: Session, settings: Settings, finding: Finding, wind
     return row
 
 
-def _heal(session: Session, settings: Settings, component: str, seen: set[str], at: datetime) -> None:
+def _heal(
+    session: Session, settings: Settings, component: str, seen: set[str], at: datetime
+) -> None:
     for row in repo.open_anomalies(session, component):
         if row.fingerprint in seen:
             continue
@@ -89,7 +101,9 @@ def evaluate(session: Session, settings: Settings) -> dict[str, Any]:
         if window.count < settings.detect.min_samples:
             continue
         stats = WindowStats(window.component, window.count, window.error_rate, window.p95)
-        findings = judge(stats, _objectives(settings, window.component), _healthy_p95(session, settings, window))
+        findings = judge(
+            stats, _objectives(settings, window.component), _healthy_p95(session, settings, window)
+        )
         window.anomalous = bool(findings)
         judged += 1
         anomalous += bool(findings)
@@ -123,7 +137,9 @@ def select_incident(ctx: BeatContext) -> BeatResult:
             "incident": candidate.fingerprint,
             "severity": candidate.severity,
             "in_cooldown": in_cooldown(session, ctx.settings, candidate.component, now),
-            "cycles_today": repo.cycles_opened_since(session, now.replace(hour=0, minute=0, second=0)),
+            "cycles_today": repo.cycles_opened_since(
+                session, now.replace(hour=0, minute=0, second=0)
+            ),
         }
 
     return BeatResult(output=ctx.db.query(explain))

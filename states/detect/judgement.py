@@ -75,27 +75,49 @@ def baseline_of(healthy_p95: Sequence[float]) -> float | None:
     return statistics.median(healthy_p95) if healthy_p95 else None
 
 
-def judge(window: WindowStats, objectives: Objectives, healthy_p95: Sequence[float]) -> list[Finding]:
+def judge(
+    window: WindowStats, objectives: Objectives, healthy_p95: Sequence[float]
+) -> list[Finding]:
     """Every finding for one window, at most one per metric (the most severe)."""
     findings: list[Finding] = []
     base = baseline_of(healthy_p95) if len(healthy_p95) >= objectives.min_baseline else None
     if window.p95_ms is not None:
         latency: list[Finding] = []
         if objectives.slo_p95_ms is not None and window.p95_ms > objectives.slo_p95_ms:
-            latency.append(_finding(window, "p95_ms", "latency", "slo", window.p95_ms, objectives.slo_p95_ms, base))
+            latency.append(
+                _finding(
+                    window, "p95_ms", "latency", "slo", window.p95_ms, objectives.slo_p95_ms, base
+                )
+            )
         if base is not None and base > 0 and window.p95_ms > base * objectives.deviation_factor:
             threshold = base * objectives.deviation_factor
-            latency.append(_finding(window, "p95_ms", "latency", "baseline", window.p95_ms, threshold, base))
+            latency.append(
+                _finding(window, "p95_ms", "latency", "baseline", window.p95_ms, threshold, base)
+            )
         if latency:
             findings.append(max(latency, key=lambda f: f.excess))
     if objectives.slo_error_rate is not None and window.error_rate > objectives.slo_error_rate:
         findings.append(
-            _finding(window, "error_rate", "errors", "slo", window.error_rate, objectives.slo_error_rate, None)
+            _finding(
+                window,
+                "error_rate",
+                "errors",
+                "slo",
+                window.error_rate,
+                objectives.slo_error_rate,
+                None,
+            )
         )
     return findings
 
 
 def _finding(
-    window: WindowStats, metric: str, category: str, detector: str, value: float, threshold: float, base: float | None
+    window: WindowStats,
+    metric: str,
+    category: str,
+    detector: str,
+    value: float,
+    threshold: float,
+    base: float | None,
 ) -> Finding:
     return Finding(window.component, metric, category, detector, value, threshold, base)

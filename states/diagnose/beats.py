@@ -33,8 +33,15 @@ CONTEXT_WINDOWS = 20
 
 def _snapshot(row: WindowRow) -> WindowSnapshot:
     return WindowSnapshot(
-        component=row.component, instance=row.instance, start=row.start, count=row.count,
-        error_rate=row.error_rate, p50_ms=row.p50, p95_ms=row.p95, p99_ms=row.p99, health=row.health,
+        component=row.component,
+        instance=row.instance,
+        start=row.start,
+        count=row.count,
+        error_rate=row.error_rate,
+        p50_ms=row.p50,
+        p95_ms=row.p95,
+        p99_ms=row.p99,
+        health=row.health,
         versions=dict(row.versions),
     )
 
@@ -50,12 +57,23 @@ def record_evidence(ctx: BeatContext) -> BeatResult:
         onset = min(a.onset for a in anomalies)
         since = onset - timedelta(seconds=window_s * CONTEXT_WINDOWS)
         comps = {w.component for w in repo.latest_windows(session).values()}
-        windows = [w for c in sorted(comps) for w in repo.component_windows(session, c, since=since)]
+        windows = [
+            w for c in sorted(comps) for w in repo.component_windows(session, c, since=since)
+        ]
         entries = [
             AnomalyEntry(
-                fingerprint=a.fingerprint, component=a.component, metric=a.metric, category=a.category,
-                detector=a.detector, severity=a.severity, onset=a.onset, last_seen=a.last_seen,
-                consecutive_windows=a.consecutive, value=a.value, threshold=a.threshold, baseline=a.baseline,
+                fingerprint=a.fingerprint,
+                component=a.component,
+                metric=a.metric,
+                category=a.category,
+                detector=a.detector,
+                severity=a.severity,
+                onset=a.onset,
+                last_seen=a.last_seen,
+                consecutive_windows=a.consecutive,
+                value=a.value,
+                threshold=a.threshold,
+                baseline=a.baseline,
                 evidence=a.evidence,
             )
             for a in anomalies
@@ -68,10 +86,18 @@ def record_evidence(ctx: BeatContext) -> BeatResult:
 
     windows, entries, sources = ctx.db.query(gather)
     ctx.artifacts.write_model(
-        cycle_id, "telemetry",
-        TelemetryArtifact(cycle_id=cycle_id, window_s=window_s, windows=[_snapshot(w) for w in windows], sources=sources),
+        cycle_id,
+        "telemetry",
+        TelemetryArtifact(
+            cycle_id=cycle_id,
+            window_s=window_s,
+            windows=[_snapshot(w) for w in windows],
+            sources=sources,
+        ),
     )
-    ctx.artifacts.write_model(cycle_id, "anomalies", AnomaliesArtifact(cycle_id=cycle_id, anomalies=entries))
+    ctx.artifacts.write_model(
+        cycle_id, "anomalies", AnomaliesArtifact(cycle_id=cycle_id, anomalies=entries)
+    )
     return BeatResult(output={"windows": len(windows), "anomalies": len(entries)})
 
 
@@ -116,7 +142,9 @@ def _version_events(session: Session, component: str) -> list[dict[str, Any]]:
     for w in repo.component_windows(session, component):
         for version in w.versions:
             first_seen.setdefault(version, w.start)
-    return [{"kind": "version_seen", "version": v, "at": t.isoformat()} for v, t in first_seen.items()]
+    return [
+        {"kind": "version_seen", "version": v, "at": t.isoformat()} for v, t in first_seen.items()
+    ]
 
 
 @beat("diagnose.collect_changes")
@@ -125,8 +153,14 @@ def collect_changes(ctx: BeatContext) -> BeatResult:
     onset_info = ctx.outputs["find-onset"]
     repo_path = ctx.settings.repository.path
     onset = datetime.fromisoformat(onset_info["onset"])
-    healthy = resolve(repo_path, onset_info["healthy_version"]) if onset_info["healthy_version"] else None
-    unhealthy = resolve(repo_path, onset_info["unhealthy_version"]) if onset_info["unhealthy_version"] else None
+    healthy = (
+        resolve(repo_path, onset_info["healthy_version"]) if onset_info["healthy_version"] else None
+    )
+    unhealthy = (
+        resolve(repo_path, onset_info["unhealthy_version"])
+        if onset_info["unhealthy_version"]
+        else None
+    )
     limit = ctx.settings.diagnose.max_commits
     if healthy and unhealthy and healthy != unhealthy:
         commits, basis = commits_between(repo_path, healthy, unhealthy, limit), "version range"
@@ -140,7 +174,12 @@ def collect_changes(ctx: BeatContext) -> BeatResult:
     def events(session: Session) -> list[dict[str, Any]]:
         found = _version_events(session, onset_info["component"])
         found += [
-            {"kind": "agent_deployment", "version": d.to_version, "target": d.target, "at": d.done_at.isoformat()}
+            {
+                "kind": "agent_deployment",
+                "version": d.to_version,
+                "target": d.target,
+                "at": d.done_at.isoformat(),
+            }
             for d in repo.agent_deployments(session, onset - timedelta(days=1))
             if d.done_at is not None
         ]
@@ -148,7 +187,8 @@ def collect_changes(ctx: BeatContext) -> BeatResult:
 
     change_events = ctx.db.query(events)
     change_events += [
-        {"kind": "commit", "commit": c.sha, "at": c.committed_at.isoformat(), "subject": c.subject} for c in commits
+        {"kind": "commit", "commit": c.sha, "at": c.committed_at.isoformat(), "subject": c.subject}
+        for c in commits
     ]
     return BeatResult(
         output={
@@ -164,23 +204,42 @@ def collect_changes(ctx: BeatContext) -> BeatResult:
 
 def _commit_dict(c: Commit) -> dict[str, Any]:
     return {
-        "sha": c.sha, "author": c.author, "email": c.email, "at": c.committed_at.isoformat(),
-        "subject": c.subject, "files": list(c.files),
+        "sha": c.sha,
+        "author": c.author,
+        "email": c.email,
+        "at": c.committed_at.isoformat(),
+        "subject": c.subject,
+        "files": list(c.files),
     }
 
 
 def _commit_of(d: dict[str, Any]) -> Commit:
-    return Commit(d["sha"], d["author"], d["email"], datetime.fromisoformat(d["at"]), d["subject"], tuple(d["files"]))
+    return Commit(
+        d["sha"],
+        d["author"],
+        d["email"],
+        datetime.fromisoformat(d["at"]),
+        d["subject"],
+        tuple(d["files"]),
+    )
 
 
-def _pinpoint(ctx: BeatContext, commit: Commit, evidence: SuspectEvidence, frames: list[list[Any]], files: frozenset[str]) -> tuple[str | None, int | None]:
+def _pinpoint(
+    ctx: BeatContext,
+    commit: Commit,
+    evidence: SuspectEvidence,
+    frames: list[list[Any]],
+    files: frozenset[str],
+) -> tuple[str | None, int | None]:
     """The file and line to blame within a suspect commit."""
     prefixes = ctx.settings.repository.path_prefixes
     for frame_file, line, _function in frames:
         mapped = map_frame_file(str(frame_file), prefixes, files)
         if mapped in commit.files:
             return mapped, int(line)
-    relevant = [f for f in commit.files if under_paths(f, evidence.component_paths)] or list(commit.files)
+    relevant = [f for f in commit.files if under_paths(f, evidence.component_paths)] or list(
+        commit.files
+    )
     if not relevant:
         return None, None
     path = relevant[0]
@@ -200,7 +259,9 @@ def rank(ctx: BeatContext) -> BeatResult:
     prefixes = ctx.settings.repository.path_prefixes
     stack_files = {map_frame_file(str(f[0]), prefixes, files) for f in onset_info["frames"]}
     cycle = ctx.db.query(lambda s: repo.cycle(s, cycle_id))
-    learned = ctx.db.query(lambda s: [p for p in repo.patterns(s) if p.component == component and p.successes])
+    learned = ctx.db.query(
+        lambda s: [p for p in repo.patterns(s) if p.component == component and p.successes]
+    )
     evidence = SuspectEvidence(
         component_paths=tuple(ctx.settings.component(component).paths),
         stack_files=frozenset(f for f in stack_files if f),
@@ -213,36 +274,67 @@ def rank(ctx: BeatContext) -> BeatResult:
         path, line = _pinpoint(ctx, s.commit, evidence, onset_info["frames"], files)
         entries.append(
             SuspectEntry(
-                commit=s.commit.sha, author=s.commit.author, committed_at=s.commit.committed_at,
-                subject=s.commit.subject, files=list(s.commit.files), score=s.score, confidence=s.confidence,
-                features=s.features, file=path, line=line,
+                commit=s.commit.sha,
+                author=s.commit.author,
+                committed_at=s.commit.committed_at,
+                subject=s.commit.subject,
+                files=list(s.commit.files),
+                score=s.score,
+                confidence=s.confidence,
+                features=s.features,
+                file=path,
+                line=line,
             )
         )
     top = entries[0] if entries else None
     confidence = top.confidence if top else 0.0
     conclusive = top is not None and confidence >= ctx.settings.diagnose.min_confidence
     candidates = [
-        Candidate(strategy="revert_commit", commit=e.commit, file=e.file, line=e.line, reason=f"suspect score {e.score}")
+        Candidate(
+            strategy="revert_commit",
+            commit=e.commit,
+            file=e.file,
+            line=e.line,
+            reason=f"suspect score {e.score}",
+        )
         for e in entries[:3]
         if e.score > 0
     ]
     if changes["healthy"] and changes["unhealthy"] and changes["healthy"] != changes["unhealthy"]:
         candidates.append(
-            Candidate(strategy="redeploy_version", version=changes["healthy"], reason="last healthy version")
+            Candidate(
+                strategy="redeploy_version",
+                version=changes["healthy"],
+                reason="last healthy version",
+            )
         )
     sig_files = [top.file] if top and top.file else []
     diagnosis = DiagnosisArtifact(
-        cycle_id=cycle_id, component=component, category=cycle.category, metric=cycle.metric,
+        cycle_id=cycle_id,
+        component=component,
+        category=cycle.category,
+        metric=cycle.metric,
         onset=datetime.fromisoformat(onset_info["onset"]),
-        healthy_version=changes["healthy"], unhealthy_version=changes["unhealthy"],
-        suspect_commit=top.commit if top else None, file=top.file if top else None, line=top.line if top else None,
-        confidence=confidence, conclusive=conclusive, suspects=entries, candidates=candidates,
-        change_events=changes["events"], evidence=_explain(top, changes, component),
+        healthy_version=changes["healthy"],
+        unhealthy_version=changes["unhealthy"],
+        suspect_commit=top.commit if top else None,
+        file=top.file if top else None,
+        line=top.line if top else None,
+        confidence=confidence,
+        conclusive=conclusive,
+        suspects=entries,
+        candidates=candidates,
+        change_events=changes["events"],
+        evidence=_explain(top, changes, component),
     )
     ctx.artifacts.write_model(cycle_id, "diagnosis", diagnosis)
     signature = signature_of(component, cycle.category, cycle.metric, sig_files)
     return BeatResult(
-        output={"suspect": diagnosis.suspect_commit, "confidence": confidence, "candidates": len(candidates)},
+        output={
+            "suspect": diagnosis.suspect_commit,
+            "confidence": confidence,
+            "candidates": len(candidates),
+        },
         cycle_updates={
             "cause_found": conclusive and bool(candidates),
             "confidence": confidence,
@@ -250,8 +342,11 @@ def rank(ctx: BeatContext) -> BeatResult:
             "candidate_index": 0,
             "signature": signature,
             "summary": {
-                "suspect_commit": diagnosis.suspect_commit, "file": diagnosis.file, "line": diagnosis.line,
-                "running_version": changes["unhealthy"] or head, "healthy_version": changes["healthy"],
+                "suspect_commit": diagnosis.suspect_commit,
+                "file": diagnosis.file,
+                "line": diagnosis.line,
+                "running_version": changes["unhealthy"] or head,
+                "healthy_version": changes["healthy"],
                 "signature_files": sig_files,
             },
         },
@@ -263,5 +358,7 @@ def _explain(top: SuspectEntry | None, changes: dict[str, Any], component: str) 
         return [f"no commit found ({changes['basis']}); escalating instead of guessing"]
     lines = [f"{len(changes['commits'])} commit(s) considered from the {changes['basis']}"]
     lines += [f"{name} contributed {value}" for name, value in top.features.items() if value]
-    lines.append(f"{top.commit[:12]} '{top.subject}' touches {', '.join(top.files)} (component {component})")
+    lines.append(
+        f"{top.commit[:12]} '{top.subject}' touches {', '.join(top.files)} (component {component})"
+    )
     return lines

@@ -48,12 +48,16 @@ def under_paths(path: str, prefixes: Sequence[str]) -> bool:
     return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
-def commit_features(commit: Commit, evidence: SuspectEvidence, position: int, total: int) -> dict[str, float]:
+def commit_features(
+    commit: Commit, evidence: SuspectEvidence, position: int, total: int
+) -> dict[str, float]:
     """Each feature's contribution for one commit (``position`` 0 is the newest)."""
     files = set(commit.files)
     raw = {
         "deployed_at_onset": float(commit.sha in evidence.deployed_commits),
-        "touches_component_paths": float(any(under_paths(f, evidence.component_paths) for f in files)),
+        "touches_component_paths": float(
+            any(under_paths(f, evidence.component_paths) for f in files)
+        ),
         "touches_stack_frames": float(bool(files & evidence.stack_files)),
         "recency": 1.0 - position / total if total > 1 else 1.0,
         "pattern_prior": float(bool(files & evidence.pattern_files)),
@@ -73,12 +77,15 @@ def rank_suspects(commits: Sequence[Commit], evidence: SuspectEvidence) -> list[
     weights = [math.exp((s.score - top) / TEMPERATURE) for s in scored]
     total = sum(weights)
     ranked = [
-        Suspect(s.commit, s.score, s.features, round(w / total, 4)) for s, w in zip(scored, weights, strict=True)
+        Suspect(s.commit, s.score, s.features, round(w / total, 4))
+        for s, w in zip(scored, weights, strict=True)
     ]
     return sorted(ranked, key=lambda s: -s.score)
 
 
-def map_frame_file(frame_file: str, prefixes: Sequence[str], repo_files: frozenset[str]) -> str | None:
+def map_frame_file(
+    frame_file: str, prefixes: Sequence[str], repo_files: frozenset[str]
+) -> str | None:
     """A stack frame's file as a repository path: strip configured prefixes, else match by suffix."""
     for prefix in prefixes:
         if frame_file.startswith(prefix):

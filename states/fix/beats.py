@@ -24,7 +24,9 @@ def read_diagnosis(ctx: BeatContext, cycle_id: str) -> DiagnosisArtifact:
     return DiagnosisArtifact.model_validate_json(path.read_bytes())
 
 
-def order_candidates(candidates: list[Candidate], pattern: PatternRow | None) -> tuple[list[Candidate], bool]:
+def order_candidates(
+    candidates: list[Candidate], pattern: PatternRow | None
+) -> tuple[list[Candidate], bool]:
     """Candidates with the pattern's strategy (on the pattern's files) first; stable otherwise."""
     if pattern is None or pattern.successes == 0:
         return candidates, False
@@ -41,18 +43,26 @@ def order_candidates(candidates: list[Candidate], pattern: PatternRow | None) ->
 
 def tests_for(worktree_files: list[str], component: str, command: list[str]) -> list[str]:
     """The tests that must pass: the configured command, naming the component's own test files."""
-    own = [f for f in worktree_files if Path(f).name.startswith("test") and component in Path(f).stem]
+    own = [
+        f for f in worktree_files if Path(f).name.startswith("test") and component in Path(f).stem
+    ]
     return [" ".join(command), *own]
 
 
-def _describe(candidate: Candidate, diagnosis: DiagnosisArtifact, files: list[str]) -> tuple[str, str]:
+def _describe(
+    candidate: Candidate, diagnosis: DiagnosisArtifact, files: list[str]
+) -> tuple[str, str]:
     if candidate.strategy == "revert_commit":
         suspect = next((s for s in diagnosis.suspects if s.commit == candidate.commit), None)
         subject = suspect.subject if suspect else ""
         title = f"Revert {str(candidate.commit)[:12]} ({subject})"
         why = "; ".join(diagnosis.evidence)
         what = f"Reverts {candidate.commit} touching {', '.join(files)}."
-        where = f" The regression is pinned to {candidate.file}:{candidate.line}." if candidate.file else ""
+        where = (
+            f" The regression is pinned to {candidate.file}:{candidate.line}."
+            if candidate.file
+            else ""
+        )
     else:
         title = f"Redeploy last healthy version {str(candidate.version)[:12]}"
         what = f"Operational action: return every target to {candidate.version}."
@@ -84,14 +94,29 @@ def make_patch(ctx: BeatContext) -> BeatResult:
         except (GitError, UnsafePatch) as exc:
             skipped.append(f"candidate {index} ({candidate.strategy}): {exc}")
             continue
-        return _write(ctx, cycle, diagnosis, candidate, index, base, target, diff, files, pattern, pattern_used and index == 0, skipped)
+        return _write(
+            ctx,
+            cycle,
+            diagnosis,
+            candidate,
+            index,
+            base,
+            target,
+            diff,
+            files,
+            pattern,
+            pattern_used and index == 0,
+            skipped,
+        )
     return BeatResult(
         output={"skipped": skipped},
         cycle_updates={"candidate_ready": False, "candidate_index": len(ordered)},
     )
 
 
-def _diff_for(ctx: BeatContext, cycle_id: str, base: str, candidate: Candidate, index: int) -> tuple[str, str | None]:
+def _diff_for(
+    ctx: BeatContext, cycle_id: str, base: str, candidate: Candidate, index: int
+) -> tuple[str, str | None]:
     repo_path = ctx.settings.repository.path
     if candidate.strategy == "revert_commit" and candidate.commit:
         scratch = ctx.data_dir / "sandboxes" / f"{cycle_id}-fix-{index}"
@@ -102,17 +127,35 @@ def _diff_for(ctx: BeatContext, cycle_id: str, base: str, candidate: Candidate, 
 
 
 def _write(
-    ctx: BeatContext, cycle: CycleRow, diagnosis: DiagnosisArtifact, candidate: Candidate, index: int,
-    base: str, target: str | None, diff: str, files: list[str], pattern: PatternRow | None,
-    pattern_used: bool, skipped: list[str],
+    ctx: BeatContext,
+    cycle: CycleRow,
+    diagnosis: DiagnosisArtifact,
+    candidate: Candidate,
+    index: int,
+    base: str,
+    target: str | None,
+    diff: str,
+    files: list[str],
+    pattern: PatternRow | None,
+    pattern_used: bool,
+    skipped: list[str],
 ) -> BeatResult:
     title, description = _describe(candidate, diagnosis, files)
     tree = git(ctx.settings.repository.path, "ls-tree", "-r", "--name-only", base).splitlines()
     artifact = PatchArtifact(
-        cycle_id=cycle.id, candidate_index=index, strategy=candidate.strategy, commit=candidate.commit,
-        base_version=base, target_version=target, files=files, diff_bytes=len(diff.encode()), title=title,
-        description=description, tests=tests_for(tree, cycle.component, ctx.settings.validate_.test_command),
-        pattern_signature=pattern.signature if pattern else None, pattern_used=pattern_used,
+        cycle_id=cycle.id,
+        candidate_index=index,
+        strategy=candidate.strategy,
+        commit=candidate.commit,
+        base_version=base,
+        target_version=target,
+        files=files,
+        diff_bytes=len(diff.encode()),
+        title=title,
+        description=description,
+        tests=tests_for(tree, cycle.component, ctx.settings.validate_.test_command),
+        pattern_signature=pattern.signature if pattern else None,
+        pattern_used=pattern_used,
     )
     ctx.artifacts.write_bytes(cycle.id, "fix.patch", "fix.patch", diff.encode())
     ctx.artifacts.write_model(cycle.id, "patch", artifact)
@@ -121,6 +164,18 @@ def _write(
         "candidate_index": index,
         "pattern_signature": pattern.signature if pattern else None,
         "pattern_confidence": pattern.confidence if pattern else 0.0,
-        "summary": {"strategy": candidate.strategy, "patch_title": title, "pattern_used": pattern_used},
+        "summary": {
+            "strategy": candidate.strategy,
+            "patch_title": title,
+            "pattern_used": pattern_used,
+        },
     }
-    return BeatResult(output={"candidate": index, "strategy": candidate.strategy, "files": files, "skipped": skipped}, cycle_updates=updates)
+    return BeatResult(
+        output={
+            "candidate": index,
+            "strategy": candidate.strategy,
+            "files": files,
+            "skipped": skipped,
+        },
+        cycle_updates=updates,
+    )

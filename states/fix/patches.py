@@ -62,7 +62,14 @@ def revert_diff(repo: Path, base: str, commit: str, scratch: Path) -> str:
 
 def version_diff(repo: Path, base: str, target: str) -> str:
     """The diff from ``base`` to ``target`` (what redeploying ``target`` changes)."""
-    return git(repo, "diff", "--no-color", "--no-ext-diff", checked_revision(base), checked_revision(target))
+    return git(
+        repo,
+        "diff",
+        "--no-color",
+        "--no-ext-diff",
+        checked_revision(base),
+        checked_revision(target),
+    )
 
 
 __all__ = ["GitError", "UnsafePatch", "check_patch", "patch_files", "revert_diff", "version_diff"]

@@ -19,29 +19,33 @@ from storage.tables import CycleRow, PatternRow, TransitionRow
 
 
 def outcome_of(cycle: CycleRow, transitions: list[TransitionRow], autonomy: str) -> str:
-    """What the cycle came to, from its persisted facts and transitions."""
+    """What the cycle came to, from its persisted facts and transitions (first rule that holds)."""
     triggers = {t.trigger for t in transitions}
-    if cycle.gate_passed:
-        return "resolved"
-    if any(t.dest == "rolling_back" for t in transitions):
-        return "aborted" if triggers & {"abort", "rollback"} else "rolled_back"
-    if "reject" in triggers:
-        return "rejected"
-    if "abort" in triggers:
-        return "aborted"
-    if cycle.escalated:
-        return "escalated"
-    if cycle.validation_passed and autonomy == "observe":
-        return "proposed"
-    if not cycle.cause_found:
-        return "inconclusive"
-    return "no_fix"
+    rolled_back = any(t.dest == "rolling_back" for t in transitions)
+    rules = (
+        (cycle.gate_passed is True, "resolved"),
+        (rolled_back and bool(triggers & {"abort", "rollback"}), "aborted"),
+        (rolled_back, "rolled_back"),
+        ("reject" in triggers, "rejected"),
+        ("abort" in triggers, "aborted"),
+        (cycle.escalated, "escalated"),
+        (cycle.validation_passed and autonomy == "observe", "proposed"),
+        (not cycle.cause_found, "inconclusive"),
+    )
+    return next((name for holds, name in rules if holds), "no_fix")
 
 
 def _entry(p: PatternRow) -> PatternEntry:
     return PatternEntry(
-        signature=p.signature, component=p.component, category=p.category, metric=p.metric, files=p.files,
-        strategy=p.strategy, successes=p.successes, failures=p.failures, confidence=p.confidence,
+        signature=p.signature,
+        component=p.component,
+        category=p.category,
+        metric=p.metric,
+        files=p.files,
+        strategy=p.strategy,
+        successes=p.successes,
+        failures=p.failures,
+        confidence=p.confidence,
     )
 
 
@@ -56,8 +60,13 @@ def update_pattern(session: Session, cycle: CycleRow, outcome: str, now: Any) ->
     if row is None or (row.strategy != strategy and outcome == "resolved" and row.successes == 0):
         files = list(cycle.summary.get("signature_files", []))
         row = row or PatternRow(
-            signature=cycle.signature, component=cycle.component, category=cycle.category, metric=cycle.metric,
-            files=files, strategy=strategy, updated_at=now,
+            signature=cycle.signature,
+            component=cycle.component,
+            category=cycle.category,
+            metric=cycle.metric,
+            files=files,
+            strategy=strategy,
+            updated_at=now,
         )
         row.strategy = strategy
     if outcome == "resolved" and row.strategy == strategy:
@@ -78,9 +87,15 @@ def record_pattern(ctx: BeatContext) -> BeatResult:
 
     def learn(session: Session) -> dict[str, Any]:
         cycle = repo.cycle(session, cycle_id)
-        outcome = outcome_of(cycle, repo.cycle_transitions(session, cycle_id), ctx.settings.agent.autonomy)
+        outcome = outcome_of(
+            cycle, repo.cycle_transitions(session, cycle_id), ctx.settings.agent.autonomy
+        )
         row = update_pattern(session, cycle, outcome, now)
-        return {"outcome": outcome, "pattern": row.signature if row else None, "confidence": row.confidence if row else None}
+        return {
+            "outcome": outcome,
+            "pattern": row.signature if row else None,
+            "confidence": row.confidence if row else None,
+        }
 
     result = ctx.db.transact(learn)
     return BeatResult(output=result, cycle_updates={"summary": {"outcome": result["outcome"]}})
@@ -98,12 +113,18 @@ def export_patterns(ctx: BeatContext) -> BeatResult:
 
     rows, mine = ctx.db.query(read)
     artifact = PatternsArtifact(
-        cycle_id=cycle_id, outcome=learned["outcome"], learned=_entry(mine) if mine else None,
+        cycle_id=cycle_id,
+        outcome=learned["outcome"],
+        learned=_entry(mine) if mine else None,
         library=[_entry(r) for r in rows],
     )
     ctx.artifacts.write_model(cycle_id, "patterns", artifact)
-    library = PatternsArtifact(cycle_id=cycle_id, outcome=learned["outcome"], learned=None, library=artifact.library)
-    write_atomically(ctx.data_dir / "patterns.json", library.model_dump_json(indent=2).encode() + b"\n")
+    library = PatternsArtifact(
+        cycle_id=cycle_id, outcome=learned["outcome"], learned=None, library=artifact.library
+    )
+    write_atomically(
+        ctx.data_dir / "patterns.json", library.model_dump_json(indent=2).encode() + b"\n"
+    )
     return BeatResult(output={"patterns": len(rows)})
 
 

@@ -7,6 +7,7 @@ Malformed lines are counted per source and reason on the cursor and skipped.
 
 from __future__ import annotations
 
+import functools
 import glob
 from collections import Counter
 from dataclasses import dataclass, field
@@ -61,7 +62,9 @@ def source_files(source: SourceSettings) -> list[Path]:
 def _cursor_of(row: CursorRow | None, path: Path) -> FileCursor | None:
     if row is None:
         return None
-    return FileCursor(path=str(path), device=row.device, inode=row.inode, offset=row.offset, head=row.head)
+    return FileCursor(
+        path=str(path), device=row.device, inode=row.inode, offset=row.offset, head=row.head
+    )
 
 
 def has_new_telemetry(settings: Settings, db: Database) -> bool:
@@ -131,12 +134,22 @@ def store_poll(
             continue
         if row is None:
             row = WindowRow(
-                component=component, instance=instance, start=start, end=start + timedelta(seconds=window_s)
+                component=component,
+                instance=instance,
+                start=start,
+                end=start + timedelta(seconds=window_s),
             )
         _merge(row, part)
         session.add(row)
-    stored = session.get(CursorRow, key) or CursorRow(key=key, source=source, path=cursor.path, updated_at=now)
-    stored.device, stored.inode, stored.offset, stored.head = cursor.device, cursor.inode, cursor.offset, cursor.head
+    stored = session.get(CursorRow, key) or CursorRow(
+        key=key, source=source, path=cursor.path, updated_at=now
+    )
+    stored.device, stored.inode, stored.offset, stored.head = (
+        cursor.device,
+        cursor.inode,
+        cursor.offset,
+        cursor.head,
+    )
     stored.lines += lines
     counts = dict(stored.rejected)
     for reason, count in rejected.items():
@@ -163,7 +176,9 @@ def poll_sources(settings: Settings, db: Database, now: datetime) -> PollReport:
                 continue
             try:
                 result = read_new_lines(
-                    path, cursor, max_bytes=settings.telemetry.max_bytes_per_poll,
+                    path,
+                    cursor,
+                    max_bytes=settings.telemetry.max_bytes_per_poll,
                     max_line=settings.telemetry.max_line_bytes,
                 )
             except OSError as exc:
@@ -174,10 +189,16 @@ def poll_sources(settings: Settings, db: Database, now: datetime) -> PollReport:
                 rejected["too_long"] += result.too_long
             partials = fold(records, settings.telemetry.window_s)
             db.transact(
-                lambda s: store_poll(
-                    s, key=key, source=source.name, cursor=result.cursor, partials=partials,
-                    lines=len(result.lines) + result.too_long, rejected=rejected,
-                    window_s=settings.telemetry.window_s, now=now,
+                functools.partial(
+                    store_poll,
+                    key=key,
+                    source=source.name,
+                    cursor=result.cursor,
+                    partials=partials,
+                    lines=len(result.lines) + result.too_long,
+                    rejected=rejected,
+                    window_s=settings.telemetry.window_s,
+                    now=now,
                 )
             )
             report.files_read += 1

@@ -106,7 +106,9 @@ def _skip_long_line(handle: BinaryIO, offset: int, seen: int, result: ReadResult
     return offset
 
 
-def read_new_lines(path: Path, cursor: FileCursor | None, *, max_bytes: int, max_line: int) -> ReadResult:
+def read_new_lines(
+    path: Path, cursor: FileCursor | None, *, max_bytes: int, max_line: int
+) -> ReadResult:
     """Read the complete lines added to ``path`` since ``cursor``."""
     st = path.stat()
     cursor = cursor or FileCursor(path=str(path))

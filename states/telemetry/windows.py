@@ -77,11 +77,11 @@ def quantile(samples: Sequence[float], q: float) -> float | None:
 
 
 def health_score(error_rate: float, p95_ms: float | None, slo_p95_ms: float | None) -> float:
-    """Health in [0, 100]: 100 × (1 − error rate) × min(1, objective P95 / measured P95).
+    """Health in [0, 100]: 100 x (1 - error rate) x min(1, objective P95 / measured P95).
 
     A component with no latency objective, or no timed requests, is judged on
     its error rate alone. Nothing here is a weight someone picked: a window at
-    twice its latency objective with 10% errors scores 100 × 0.9 × 0.5 = 45.
+    twice its latency objective with 10% errors scores 100 x 0.9 x 0.5 = 45.
     """
     latency_factor = 1.0
     if slo_p95_ms is not None and p95_ms is not None and p95_ms > 0:

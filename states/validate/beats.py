@@ -31,16 +31,26 @@ IDENTITY = ("-c", "user.name=selfheal", "-c", "user.email=selfheal@localhost")
 
 def read_patch(ctx: BeatContext, cycle_id: str) -> PatchArtifact:
     """The current candidate as written by phase 4."""
-    return PatchArtifact.model_validate_json((ctx.artifacts.cycle_dir(cycle_id) / "patch.json").read_bytes())
+    return PatchArtifact.model_validate_json(
+        (ctx.artifacts.cycle_dir(cycle_id) / "patch.json").read_bytes()
+    )
 
 
-def _run(ctx: BeatContext, argv: list[str], tree: Path, label: str, runs: list[CommandRun]) -> CommandResult:
+def _run(
+    ctx: BeatContext, argv: list[str], tree: Path, label: str, runs: list[CommandRun]
+) -> CommandResult:
     settings = ctx.settings.validate_
-    result = run_command(argv, tree, min(settings.timeout_s, max(1.0, ctx.remaining_s())), scrubbed_env(settings.env))
+    result = run_command(
+        argv, tree, min(settings.timeout_s, max(1.0, ctx.remaining_s())), scrubbed_env(settings.env)
+    )
     runs.append(
         CommandRun(
-            argv=result.argv, tree=label, exit_code=result.exit_code,  # type: ignore[arg-type]
-            duration_s=round(result.duration_s, 3), timed_out=result.timed_out, output_tail=result.tail(),
+            argv=result.argv,
+            tree=label,
+            exit_code=result.exit_code,
+            duration_s=round(result.duration_s, 3),
+            timed_out=result.timed_out,
+            output_tail=result.tail(),
         )
     )
     return result
@@ -62,7 +72,12 @@ def _benchmark(ctx: BeatContext, tree: Path, label: str, runs: list[CommandRun])
             return {"error": f"benchmark on the {label} tree: {exc}"}
         values.append(reading.value)
         metric, lower = reading.metric, reading.lower_is_better
-    return {"metric": metric, "median": statistics.median(values), "values": values, "lower_is_better": lower}
+    return {
+        "metric": metric,
+        "median": statistics.median(values),
+        "values": values,
+        "lower_is_better": lower,
+    }
 
 
 def _prepare(ctx: BeatContext, patch: PatchArtifact, root: Path) -> tuple[Path, Path, bool, str]:
@@ -92,8 +107,12 @@ def sandbox_checks(ctx: BeatContext) -> BeatResult:
     try:
         unpatched, patched, applies, apply_error = _prepare(ctx, patch, root)
         if not applies:
-            return BeatResult(output={"apply_check": False, "apply_error": apply_error, "runs": _dump(runs)})
-        tests_before = _run(ctx, ctx.settings.validate_.test_command, unpatched, "unpatched", runs).ok
+            return BeatResult(
+                output={"apply_check": False, "apply_error": apply_error, "runs": _dump(runs)}
+            )
+        tests_before = _run(
+            ctx, ctx.settings.validate_.test_command, unpatched, "unpatched", runs
+        ).ok
         tests_after = _run(ctx, ctx.settings.validate_.test_command, patched, "patched", runs).ok
         bench_before = _benchmark(ctx, unpatched, "unpatched", runs) if tests_after else {}
         bench_after = _benchmark(ctx, patched, "patched", runs) if tests_after else {}
@@ -103,8 +122,13 @@ def sandbox_checks(ctx: BeatContext) -> BeatResult:
         remove_worktree(repo_path, root / "patched")
     return BeatResult(
         output={
-            "apply_check": True, "tests_unpatched": tests_before, "tests_patched": tests_after,
-            "bench_unpatched": bench_before, "bench_patched": bench_after, "version": version, "runs": _dump(runs),
+            "apply_check": True,
+            "tests_unpatched": tests_before,
+            "tests_patched": tests_after,
+            "bench_unpatched": bench_before,
+            "bench_patched": bench_after,
+            "version": version,
+            "runs": _dump(runs),
         }
     )
 
@@ -116,14 +140,27 @@ def _dump(runs: list[CommandRun]) -> list[dict[str, Any]]:
 def _publish(repo_path: Path, tree: Path, patch: PatchArtifact, cycle_id: str) -> str | None:
     if patch.strategy == "redeploy_version":
         return patch.target_version
-    git(tree, *IDENTITY, "commit", "--quiet", "--all", "--no-verify", "-m", patch.title, "-m", patch.description)
+    git(
+        tree,
+        *IDENTITY,
+        "commit",
+        "--quiet",
+        "--all",
+        "--no-verify",
+        "-m",
+        patch.title,
+        "-m",
+        patch.description,
+    )
     sha = resolve(tree, "HEAD")
     if sha:
         git(repo_path, "branch", "--force", f"selfheal/{cycle_id}", sha)
     return sha
 
 
-def judge_validation(checks: dict[str, Any], required: float, benchmark_configured: bool) -> tuple[bool, float | None, list[str]]:
+def judge_validation(
+    checks: dict[str, Any], required: float, benchmark_configured: bool
+) -> tuple[bool, float | None, list[str]]:
     """The verdict from the checks: tests must pass and the benchmark must improve enough."""
     reasons: list[str] = []
     if not checks.get("apply_check"):
@@ -134,9 +171,13 @@ def judge_validation(checks: dict[str, Any], required: float, benchmark_configur
     if benchmark_configured:
         before, after = checks.get("bench_unpatched") or {}, checks.get("bench_patched") or {}
         if "median" in before and "median" in after:
-            gain = improvement(before["median"], after["median"], bool(after.get("lower_is_better", True)))
+            gain = improvement(
+                before["median"], after["median"], bool(after.get("lower_is_better", True))
+            )
             if gain < required:
-                reasons.append(f"benchmark improved {gain:.1%}, less than the required {required:.0%}")
+                reasons.append(
+                    f"benchmark improved {gain:.1%}, less than the required {required:.0%}"
+                )
         else:
             reasons.append(after.get("error") or before.get("error") or "benchmark did not run")
     return not reasons, gain, reasons
@@ -149,21 +190,38 @@ def verdict(ctx: BeatContext) -> BeatResult:
     patch = read_patch(ctx, cycle_id)
     checks = ctx.outputs["sandbox-checks"]
     settings = ctx.settings.validate_
-    passed, gain, reasons = judge_validation(checks, settings.min_improvement, settings.benchmark_command is not None)
+    passed, gain, reasons = judge_validation(
+        checks, settings.min_improvement, settings.benchmark_command is not None
+    )
     before, after = checks.get("bench_unpatched") or {}, checks.get("bench_patched") or {}
     artifact = ValidationArtifact(
-        cycle_id=cycle_id, candidate_index=patch.candidate_index, base_version=patch.base_version,
-        version=checks.get("version") if passed else None, apply_check=bool(checks.get("apply_check")),
-        tests_unpatched=checks.get("tests_unpatched"), tests_patched=bool(checks.get("tests_patched")),
-        benchmark_metric=after.get("metric"), benchmark_unpatched=before.get("median"),
-        benchmark_patched=after.get("median"), improvement=gain, required_improvement=settings.min_improvement,
-        passed=passed, reasons=reasons, runs=[CommandRun.model_validate(r) for r in checks.get("runs", [])],
+        cycle_id=cycle_id,
+        candidate_index=patch.candidate_index,
+        base_version=patch.base_version,
+        version=checks.get("version") if passed else None,
+        apply_check=bool(checks.get("apply_check")),
+        tests_unpatched=checks.get("tests_unpatched"),
+        tests_patched=bool(checks.get("tests_patched")),
+        benchmark_metric=after.get("metric"),
+        benchmark_unpatched=before.get("median"),
+        benchmark_patched=after.get("median"),
+        improvement=gain,
+        required_improvement=settings.min_improvement,
+        passed=passed,
+        reasons=reasons,
+        runs=[CommandRun.model_validate(r) for r in checks.get("runs", [])],
     )
     ctx.artifacts.write_model(cycle_id, "validation", artifact)
     if passed:
         updates: dict[str, Any] = {"validation_passed": True, "validated_version": artifact.version}
     else:
         cycle = ctx.db.query(lambda s: repo.cycle(s, cycle_id))
-        updates = {"validation_passed": False, "candidate_ready": False, "candidate_index": cycle.candidate_index + 1}
+        updates = {
+            "validation_passed": False,
+            "candidate_ready": False,
+            "candidate_index": cycle.candidate_index + 1,
+        }
     updates["summary"] = {"validation": {"passed": passed, "improvement": gain, "reasons": reasons}}
-    return BeatResult(output={"passed": passed, "improvement": gain, "reasons": reasons}, cycle_updates=updates)
+    return BeatResult(
+        output={"passed": passed, "improvement": gain, "reasons": reasons}, cycle_updates=updates
+    )

@@ -8,7 +8,9 @@ timeout kills everything it started.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -61,7 +63,12 @@ def run_command(argv: list[str], cwd: Path, timeout_s: float, env: dict[str, str
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             start_new_session=True,
         )
     except OSError as exc:
@@ -80,10 +87,8 @@ def run_command(argv: list[str], cwd: Path, timeout_s: float, env: dict[str, str
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 class BenchmarkOutputError(ValueError):
@@ -111,9 +116,11 @@ def parse_benchmark(stdout: str) -> BenchmarkReading:
     if not isinstance(data, dict):
         raise BenchmarkOutputError("last line is JSON but not an object")
     value = data.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         raise BenchmarkOutputError(f"'value' must be a number, got {value!r}")
-    return BenchmarkReading(str(data.get("metric", "benchmark")), float(value), bool(data.get("lower_is_better", True)))
+    return BenchmarkReading(
+        str(data.get("metric", "benchmark")), float(value), bool(data.get("lower_is_better", True))
+    )
 
 
 def improvement(before: float, after: float, lower_is_better: bool) -> float:
