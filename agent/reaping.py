@@ -14,6 +14,7 @@ import structlog
 
 from states.git import remove_worktree, worktrees_under
 from states.settings import Settings
+from states.validate.sandbox import reap_children
 from storage.artifacts import remove_stale_temporaries
 
 log = structlog.get_logger("selfheal.reaping")
@@ -22,6 +23,7 @@ log = structlog.get_logger("selfheal.reaping")
 def reap(settings: Settings) -> dict[str, Any]:
     """Remove sandboxes and temporaries a dead run left; returns what was removed."""
     data = settings.agent.data_dir
+    children = reap_children(data / "children")
     sandboxes = data / "sandboxes"
     removed_trees: list[str] = []
     repo_path = settings.repository.path
@@ -33,7 +35,8 @@ def reap(settings: Settings) -> dict[str, Any]:
     for path in leftovers:
         shutil.rmtree(path, ignore_errors=True)
     temporaries = [str(p) for p in remove_stale_temporaries(data / "cycles")]
-    found = {
+    found: dict[str, Any] = {
+        "child_processes": children,
         "worktrees": removed_trees,
         "sandbox_dirs": [str(p) for p in leftovers],
         "temporaries": temporaries,

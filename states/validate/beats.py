@@ -41,7 +41,11 @@ def _run(
 ) -> CommandResult:
     settings = ctx.settings.validate_
     result = run_command(
-        argv, tree, min(settings.timeout_s, max(1.0, ctx.remaining_s())), scrubbed_env(settings.env)
+        argv,
+        tree,
+        min(settings.timeout_s, max(1.0, ctx.remaining_s())),
+        scrubbed_env(settings.env),
+        children_dir=ctx.data_dir / "children",
     )
     runs.append(
         CommandRun(

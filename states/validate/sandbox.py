@@ -57,8 +57,54 @@ def scrubbed_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def run_command(argv: list[str], cwd: Path, timeout_s: float, env: dict[str, str]) -> CommandResult:
-    """Run ``argv`` in ``cwd``; on timeout the whole process group is killed."""
+def process_start_ticks(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), to tell a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def record_child(children_dir: Path, pid: int, argv: list[str]) -> Path:
+    """Note a running child group so a restarted agent can reap it if we die first."""
+    children_dir.mkdir(parents=True, exist_ok=True)
+    path = children_dir / f"{pid}.json"
+    path.write_text(json.dumps({"pid": pid, "start": process_start_ticks(pid), "argv": argv}))
+    return path
+
+
+def reap_children(children_dir: Path) -> list[dict[str, object]]:
+    """Kill child groups a dead agent left running; returns what was found."""
+    found: list[dict[str, object]] = []
+    for note in sorted(children_dir.glob("*.json")) if children_dir.exists() else []:
+        try:
+            info = json.loads(note.read_text())
+        except (OSError, json.JSONDecodeError):
+            note.unlink(missing_ok=True)
+            continue
+        pid = int(info.get("pid", 0))
+        alive = pid > 0 and process_start_ticks(pid) == info.get("start")
+        if alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        found.append({"pid": pid, "argv": info.get("argv"), "was_running": alive})
+        note.unlink(missing_ok=True)
+    return found
+
+
+def run_command(
+    argv: list[str],
+    cwd: Path,
+    timeout_s: float,
+    env: dict[str, str],
+    children_dir: Path | None = None,
+) -> CommandResult:
+    """Run ``argv`` in ``cwd``; on timeout the whole process group is killed.
+
+    With ``children_dir`` the running child is noted there (and the note removed
+    when it ends), so a crash of the agent never leaves it running unnoticed.
+    """
     argv = expand(argv)
     started = time.monotonic()
     try:
@@ -73,6 +119,7 @@ def run_command(argv: list[str], cwd: Path, timeout_s: float, env: dict[str, str
         )
     except OSError as exc:
         return CommandResult(argv, None, 0.0, False, "", f"cannot start {argv[0]!r}: {exc}")
+    note = record_child(children_dir, proc.pid, argv) if children_dir is not None else None
     try:
         out, err = proc.communicate(timeout=timeout_s)
         return CommandResult(argv, proc.returncode, time.monotonic() - started, False, out, err)
@@ -84,6 +131,9 @@ def run_command(argv: list[str], cwd: Path, timeout_s: float, env: dict[str, str
         _kill_group(proc)
         proc.communicate()
         raise
+    finally:
+        if note is not None:
+            note.unlink(missing_ok=True)
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
