@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from states.deploy.local_fleet import LocalFleetSettings
+from states.telemetry.formats import FormatSpec
 
 Autonomy = Literal["observe", "approve", "auto"]
 
@@ -50,11 +51,21 @@ class AgentSettings(_Section):
 
 
 class SourceSettings(_Section):
-    """One telemetry source: files matched by glob patterns, in one format."""
+    """One telemetry source: files matched by glob patterns, in one format.
+
+    ``format`` is a kind (``"json"``, ``"logfmt"``, ``"nginx"``, ``"apache"``,
+    ``"syslog"``, ``"serilog"``, ``"regex"``, ``"conductor"``) or a table with
+    the kind and its options (field mapping, regex pattern, time zone, ...).
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     paths: list[str] = Field(min_length=1, description="Glob patterns of log files.")
-    format: Literal["json"] = "json"
+    format: FormatSpec = Field(default_factory=FormatSpec)
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _kind_alone(cls, value: object) -> object:
+        return {"kind": value} if isinstance(value, str) else value
 
 
 class TelemetrySettings(_Section):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import glob
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from states.context import BeatContext, BeatResult
 from states.registry import beat
 from states.settings import Settings, SourceSettings
 from states.telemetry.fields import Rejection
-from states.telemetry.formats import FormatSpec, LineParser, make_parser
+from states.telemetry.formats import FormatSpec, LineParser, MultilineParser, make_parser
 from states.telemetry.records import Record
 from states.telemetry.tailing import FileCursor, has_new_bytes, read_new_lines
 from states.telemetry.windows import PartialWindow, closes_at, fold, health_score, quantile
@@ -78,17 +79,33 @@ def has_new_telemetry(settings: Settings, db: Database) -> bool:
     return False
 
 
+# Line-per-record formats; the others may carry stack traces on following lines.
+SINGLE_LINE_KINDS = frozenset({"json", "conductor"})
+
+
+def _results(
+    spec: FormatSpec, parser: LineParser, lines: list[bytes]
+) -> Iterator[Record | Rejection]:
+    """Parse results for a poll's lines; multi-line records are joined for text formats."""
+    if spec.kind in SINGLE_LINE_KINDS:
+        for raw in lines:
+            if raw.strip():
+                parsed = parser.parse(raw)
+                if parsed is not None:
+                    yield parsed
+        return
+    joined = MultilineParser(parser)
+    for raw in lines:
+        yield from joined.feed(raw)
+    yield from joined.flush()
+
+
 def _parse(
-    parser: LineParser, lines: list[bytes], now: datetime, oldest: datetime
+    spec: FormatSpec, parser: LineParser, lines: list[bytes], now: datetime, oldest: datetime
 ) -> tuple[list[Record], Counter[str]]:
     records: list[Record] = []
     rejected: Counter[str] = Counter()
-    for raw in lines:
-        if not raw.strip():
-            continue
-        parsed = parser.parse(raw)
-        if parsed is None:
-            continue
+    for parsed in _results(spec, parser, lines):
         if isinstance(parsed, Rejection):
             rejected[parsed.reason] += 1
         elif parsed.timestamp > now + FUTURE_TOLERANCE:
@@ -165,7 +182,7 @@ def poll_sources(settings: Settings, db: Database, now: datetime) -> PollReport:
     cursors = db.query(repo.cursors)
     oldest = now - timedelta(seconds=settings.telemetry.retention_s)
     for source in settings.telemetry.sources:
-        parser = make_parser(FormatSpec(kind=source.format))
+        parser = make_parser(source.format)
         files = source_files(source)
         if not files:
             report.errors[source.name] = f"no file matches {', '.join(source.paths)}"
@@ -184,7 +201,7 @@ def poll_sources(settings: Settings, db: Database, now: datetime) -> PollReport:
             except OSError as exc:
                 report.errors[key] = f"cannot read: {exc}"
                 continue
-            records, rejected = _parse(parser, result.lines, now, oldest)
+            records, rejected = _parse(source.format, parser, result.lines, now, oldest)
             if result.too_long:
                 rejected["too_long"] += result.too_long
             partials = fold(records, settings.telemetry.window_s)
