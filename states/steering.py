@@ -50,19 +50,19 @@ def _open_cycle(session: Session, now: datetime) -> str:
     return cycle_id
 
 
-def _record(
+def _move(
     session: Session,
     *,
-    source: str,
     dest: str,
     trigger: str,
     actor: str,
     reason: str,
     cycle_id: str | None,
-    paused_from: str | None,
     now: datetime,
 ) -> TransitionRow:
-    row = repo.record_transition(
+    """Store the transition; the state keeps the cycle unless it returns to idle."""
+    source = repo.agent_state(session, now).state
+    return repo.record_transition(
         session,
         source=source,
         dest=dest,
@@ -70,12 +70,10 @@ def _record(
         actor=actor,
         reason=reason,
         cycle_id=cycle_id,
-        paused_from=paused_from,
+        state_cycle_id=None if dest == machine.IDLE else cycle_id,
+        paused_from=source if dest == machine.PAUSED else None,
         now=now,
     )
-    if dest in (machine.IDLE,) or (dest == machine.FAILED and cycle_id is None):
-        repo.agent_state(session, now).cycle_id = None
-    return row
 
 
 def fire_in(
@@ -88,17 +86,8 @@ def fire_in(
     cycle_id = state.cycle_id
     if state.state == machine.DETECTING and dest == machine.DIAGNOSING:
         cycle_id = _open_cycle(session, now)
-    paused_from = state.state if dest == machine.PAUSED else None
-    return _record(
-        session,
-        source=state.state,
-        dest=dest,
-        trigger=trigger,
-        actor=actor,
-        reason=reason,
-        cycle_id=cycle_id,
-        paused_from=paused_from,
-        now=now,
+    return _move(
+        session, dest=dest, trigger=trigger, actor=actor, reason=reason, cycle_id=cycle_id, now=now
     )
 
 
@@ -125,25 +114,26 @@ def force_state_in(
             f"cannot set state {dest!r}: expected one of {', '.join(s for s in machine.STATES if s != 'paused')}"
         )
     state = repo.agent_state(session, now)
-    cycle_id = state.cycle_id if dest in machine.CYCLE_STATES else None
+    keeps_cycle = dest in machine.CYCLE_STATES or dest == machine.FAILED
+    cycle_id = state.cycle_id if keeps_cycle else None
     if dest in machine.CYCLE_STATES and cycle_id is None:
         raise IllegalTransition(
             f"cannot set state {dest!r}: there is no open cycle for it to work on"
         )
-    if state.cycle_id is not None and cycle_id is None and dest != machine.FAILED:
+    if state.cycle_id is not None and not keeps_cycle:
         abandoned = repo.cycle(session, state.cycle_id)
         abandoned.closed_at, abandoned.outcome = now, "abandoned"
         repo.summary_update(abandoned, abandoned_by=actor, abandoned_reason=reason)
         session.add(abandoned)
-        cycle_id = state.cycle_id
-    return _record(
+    return repo.record_transition(
         session,
         source=state.state,
         dest=dest,
         trigger="set_state",
         actor=actor,
         reason=reason,
-        cycle_id=cycle_id,
+        cycle_id=state.cycle_id,
+        state_cycle_id=cycle_id,
         paused_from=None,
         now=now,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,24 +109,21 @@ class Database:
 
     def transact(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a write transaction, retrying transient lock errors with a bound."""
-        delay = self.retry.first_delay_s
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                with self.write() as session:
-                    return work(session)
-            except OperationalError as exc:
-                if not is_transient_lock_error(exc) or attempt == self.retry.attempts:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, self.retry.max_delay_s)
-        raise AssertionError("unreachable: the loop returns or raises")
+        return self._retrying(self.write, work)
 
     def query(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a read transaction, retrying transient lock errors with a bound."""
+        return self._retrying(self.read, work)
+
+    def _retrying(
+        self,
+        session_of: Callable[[], AbstractContextManager[Session]],
+        work: Callable[[Session], T],
+    ) -> T:
         delay = self.retry.first_delay_s
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                with self.read() as session:
+                with session_of() as session:
                     return work(session)
             except OperationalError as exc:
                 if not is_transient_lock_error(exc) or attempt == self.retry.attempts:

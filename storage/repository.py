@@ -53,10 +53,15 @@ def record_transition(
     actor: str,
     reason: str,
     cycle_id: str | None,
+    state_cycle_id: str | None,
     paused_from: str | None,
     now: datetime,
 ) -> TransitionRow:
-    """Store the transition and move the agent state to ``dest``, in the caller's transaction."""
+    """Store the transition and move the agent state to ``dest``, in the caller's transaction.
+
+    ``cycle_id`` is the cycle the transition belongs to; ``state_cycle_id`` the
+    cycle the agent works on afterwards (None once it is back in idle).
+    """
     row = TransitionRow(
         cycle_id=cycle_id,
         source=source,
@@ -70,7 +75,7 @@ def record_transition(
     session.flush()
     state = agent_state(session, now)
     state.state = dest
-    state.cycle_id = cycle_id
+    state.cycle_id = state_cycle_id
     state.paused_from = paused_from
     state.entry_id = row.id or 0
     state.updated_at = now

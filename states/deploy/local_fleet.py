@@ -33,6 +33,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from states.deploy.deployers import DeployError
+from storage.artifacts import write_atomically
 
 PLACEHOLDERS = frozenset({"python", "port", "log", "instance", "version"})
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(sorted(PLACEHOLDERS)) + r")\}")
@@ -233,7 +234,7 @@ class LocalFleet:
             started_at=datetime.now(UTC),
             process_start=_process_start(process.pid) or 0,
         )
-        _write_atomically(_state_path(self._fleet_dir, target), state.model_dump_json())
+        write_atomically(_state_path(self._fleet_dir, target), state.model_dump_json().encode())
         return process
 
     def _environment(self, version: str) -> dict[str, str]:
@@ -375,20 +376,6 @@ def _read_state(path: Path) -> TargetState | None:
         return TargetState.model_validate_json(path.read_bytes())
     except (OSError, ValidationError):
         return None
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _process_start(pid: int) -> int | None:
