@@ -73,8 +73,7 @@ def _start(
     run = repo.beat_run(session, entry_id=entry_id, beat_id=beat.id, phase=phase, cycle_id=cycle_id)
     waited = run.status == "waiting"
     interrupted = run.status == "running"
-    if not waited:
-        run.attempts += 1
+    run.attempts += 1  # a wait resets attempts to 0, so the resumed call is attempt 1
     run.status = "running"
     run.started_at = rt.clock.now()
     session.add(run)

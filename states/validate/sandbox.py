@@ -166,8 +166,8 @@ def parse_benchmark(stdout: str) -> BenchmarkReading:
     if not isinstance(data, dict):
         raise BenchmarkOutputError("last line is JSON but not an object")
     value = data.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise BenchmarkOutputError(f"'value' must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BenchmarkOutputError(f"'value' must be a finite number, got {value!r}")
     return BenchmarkReading(
         str(data.get("metric", "benchmark")), float(value), bool(data.get("lower_is_better", True))
     )
