@@ -73,9 +73,10 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    db = engine.open_readonly(_settings(args))
+    settings = _settings(args)
+    db = engine.open_readonly(settings)
     try:
-        _print(args, reports.status(db, SystemClock().now()), reports.render_status)
+        _print(args, reports.status(db, settings, SystemClock().now()), reports.render_status)
     finally:
         db.dispose()
     return 0

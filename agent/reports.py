@@ -7,11 +7,13 @@ then rendered as text, so the two can never disagree.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from states.detect.budget import budget_report, describe, longest_window_s
 from states.progression import DONE
+from states.settings import Settings
 from storage import repository as repo
 from storage.db import Database
 from storage.repository import Session
@@ -40,8 +42,15 @@ def _current_beat(session: Session, entry_id: int) -> dict[str, Any] | None:
     }
 
 
-def status(db: Database, now: datetime) -> dict[str, Any]:
-    """The agent's position, health per component, sources and recent transitions."""
+def _budget(session: Session, settings: Settings, component: str, now: datetime) -> Any:
+    since = now - timedelta(seconds=longest_window_s(settings))
+    windows = repo.component_windows(session, component, since=since)
+    report = budget_report(settings, component, windows, now)
+    return describe(report) if report else None
+
+
+def status(db: Database, settings: Settings, now: datetime) -> dict[str, Any]:
+    """The agent's position, health and error budget per component, sources, transitions."""
 
     def build(session: Session) -> dict[str, Any]:
         state = repo.agent_state(session, now)
@@ -54,6 +63,7 @@ def status(db: Database, now: datetime) -> dict[str, Any]:
             "current_beat": _current_beat(session, state.entry_id),
             "components": {
                 name: {
+                    "error_budget": _budget(session, settings, name, now),
                     "window_start": _iso(w.start),
                     "health": w.health,
                     "count": w.count,
@@ -205,9 +215,12 @@ def render_status(data: dict[str, Any]) -> str:
     if data["components"]:
         lines.append("components:")
         for name, h in data["components"].items():
+            budget = h["error_budget"]
+            left = f"  budget left {budget['budget_remaining']:.0%}" if budget else ""
+            burning = " BURNING" if budget and budget["alerting"] else ""
             lines.append(
                 f"  {name:<14} health {h['health']!s:>6}  p95 {h['p95_ms']!s:>8} ms  "
-                f"errors {h['error_rate']:.2%}  n={h['count']}"
+                f"errors {h['error_rate']:.2%}  n={h['count']}{left}{burning}"
             )
     for a in data["anomalies"]:
         lines.append(

@@ -56,6 +56,7 @@ class AnomalyEntry(BaseModel):
     value: float
     threshold: float
     baseline: float | None
+    score: float = Field(default=0.0, description="Streaming detector score (0-1) at its highest.")
     evidence: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -9,12 +9,13 @@ only the shape and its validation.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from states.deploy.local_fleet import LocalFleetSettings
 from states.telemetry.formats import FormatSpec
+from states.telemetry.prometheus_text import parse_selector
 
 Autonomy = Literal["observe", "approve", "auto"]
 
@@ -68,6 +69,87 @@ class SourceSettings(_Section):
         return {"kind": value} if isinstance(value, str) else value
 
 
+# --- metric sources (Prometheus) -------------------------------------------------
+
+
+class _MetricSourceBase(_Section):
+    """What every metric source shares: where it is, how long to wait, which label names the component."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str = Field(pattern=r"^https?://", description="Exposition URL, or the server's base URL.")
+    timeout_s: float = Field(
+        default=5.0, gt=0, le=300, description="Whole request, connect to last byte."
+    )
+    max_bytes: int = Field(
+        default=16 * 1024 * 1024, gt=0, description="Larger responses are refused."
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    component_label: str = Field(default="component", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    component: str | None = Field(default=None, description="For series without the label.")
+    latency_scale: float = Field(
+        default=1000.0, gt=0, description="To milliseconds (1000 for seconds)."
+    )
+
+
+class ScrapeSourceSettings(_MetricSourceBase):
+    """A Prometheus text exposition endpoint, scraped once per poll; windows come from deltas."""
+
+    kind: Literal["scrape"]
+    requests: str | None = Field(default=None, description="Counter of all requests (a selector).")
+    errors: str | None = Field(default=None, description="Counter of failed requests (a selector).")
+    latency: str | None = Field(default=None, description="Histogram of request durations.")
+    instance_label: str | None = Field(default=None, description="Also write per-instance windows.")
+    max_gap_s: float = Field(
+        default=900.0, gt=0, description="Longer gaps between scrapes: no delta."
+    )
+
+    @field_validator("requests", "errors", "latency")
+    @classmethod
+    def _selector(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_selector(value)
+        return value
+
+    @model_validator(mode="after")
+    def _measures_something(self) -> ScrapeSourceSettings:
+        if self.requests is None and self.latency is None:
+            raise ValueError("a scrape source needs 'requests' or 'latency'")
+        return self
+
+
+class MetricQueries(_Section):
+    """PromQL per window field, evaluated at each window's end; ``$window`` is its width."""
+
+    count: str | None = Field(default=None, description="Requests in the window.")
+    errors: str | None = Field(default=None, description="Failed requests in the window.")
+    error_rate: str | None = Field(default=None, description="Failed over all, 0..1.")
+    p50: str | None = None
+    p95: str | None = None
+    p99: str | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> MetricQueries:
+        if not any(self.model_dump().values()):
+            raise ValueError("at least one query is needed")
+        return self
+
+
+class QuerySourceSettings(_MetricSourceBase):
+    """A Prometheus server's HTTP API, queried once per finished window."""
+
+    kind: Literal["query"]
+    queries: MetricQueries
+    backfill_windows: int = Field(
+        default=1, ge=1, le=1000, description="Windows read on first poll."
+    )
+    max_windows_per_poll: int = Field(default=60, ge=1, le=1000, description="Catch-up per poll.")
+
+
+MetricSourceSettings = Annotated[
+    ScrapeSourceSettings | QuerySourceSettings, Field(discriminator="kind")
+]
+
+
 class TelemetrySettings(_Section):
     """How telemetry is read and folded into windows."""
 
@@ -79,6 +161,9 @@ class TelemetrySettings(_Section):
     )
     max_line_bytes: int = Field(default=1024 * 1024, gt=0, description="Longer lines are rejected.")
     sources: list[SourceSettings] = Field(default_factory=list)
+    metrics: list[MetricSourceSettings] = Field(
+        default_factory=list, description="Prometheus endpoints scraped or queried."
+    )
 
 
 class ComponentSettings(_Section):
@@ -89,6 +174,25 @@ class ComponentSettings(_Section):
     slo_error_rate: float | None = Field(
         default=None, ge=0, le=1, description="Error-rate objective."
     )
+    score_threshold: float | None = Field(
+        default=None, gt=0, le=1, description="Overrides detect.score_threshold."
+    )
+
+
+class BurnPairSettings(_Section):
+    """One multi-window burn-rate alert: both windows must burn faster than ``factor``."""
+
+    name: str
+    long_s: float = Field(gt=0)
+    short_s: float = Field(gt=0)
+    factor: float = Field(gt=0)
+
+
+def _default_burn_pairs() -> list[BurnPairSettings]:
+    return [
+        BurnPairSettings(name="fast", long_s=3600.0, short_s=300.0, factor=14.4),
+        BurnPairSettings(name="slow", long_s=21600.0, short_s=1800.0, factor=6.0),
+    ]
 
 
 class DetectSettings(_Section):
@@ -108,6 +212,17 @@ class DetectSettings(_Section):
     min_samples: int = Field(
         default=10, ge=1, description="Fewer requests in a window: not judged."
     )
+    score_threshold: float = Field(
+        default=0.66,
+        gt=0,
+        le=1,
+        description="Streaming detector score that flags a window (chosen on NAB's standard profile).",
+    )
+    min_relative_change: float = Field(
+        default=0.5, ge=0, description="A score finding also needs P95 this far above baseline."
+    )
+    burn_rate_pairs: list[BurnPairSettings] = Field(default_factory=_default_burn_pairs)
+    slo_period_s: float = Field(default=30 * 86400.0, gt=0, description="Error-budget period.")
     default_slo_p95_ms: float | None = Field(default=None, gt=0)
     default_slo_error_rate: float | None = Field(default=0.05, ge=0, le=1)
 
@@ -169,6 +284,9 @@ class DeploySettings(_Section):
     )
     gate_tolerance: float = Field(
         default=1.25, ge=1, description="Updated may be this much worse than control."
+    )
+    gate_min_delta_ms: float = Field(
+        default=5.0, ge=0, description="Latency differences smaller than this never fail a gate."
     )
     deploy_timeout_s: float = Field(default=120.0, gt=0)
     command: CommandDeployerSettings | None = None

@@ -173,6 +173,7 @@ class WindowRow(SQLModel, table=True):
     p95: float | None = None
     p99: float | None = None
     health: float | None = None
+    score: float | None = None
     closed: bool = False
     evaluated: bool = False
     anomalous: bool = False
@@ -202,8 +203,19 @@ class AnomalyRow(SQLModel, table=True):
     value: float = 0.0
     baseline: float | None = None
     threshold: float = 0.0
+    score: float = 0.0
     cycle_id: str | None = Field(default=None, index=True)
     evidence: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+
+
+class DetectorStateRow(SQLModel, table=True):
+    """A streaming detector's learned state for one series, so a restart loses no baseline."""
+
+    __tablename__ = "detector_state"
+    key: str = Field(primary_key=True)
+    points: int = 0
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    updated_at: datetime = _at()
 
 
 class PatternRow(SQLModel, table=True):

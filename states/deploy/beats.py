@@ -154,11 +154,10 @@ def _update_wave(ctx: BeatContext, wave: WaveRow, **fields: Any) -> None:
 
 
 def group_health(windows: list[WindowRow]) -> GroupHealth:
-    """Requests, errors and worst window P95 over a set of per-instance windows."""
+    """Requests, errors and the median window P95 over a set of per-instance windows."""
     p95s = [w.p95 for w in windows if w.p95 is not None]
-    return GroupHealth(
-        sum(w.count for w in windows), sum(w.errors for w in windows), max(p95s) if p95s else None
-    )
+    median = statistics.median(p95s) if p95s else None
+    return GroupHealth(sum(w.count for w in windows), sum(w.errors for w in windows), median)
 
 
 def _gate(ctx: BeatContext, cycle: CycleRow, wave: WaveRow, waves: list[WaveRow]) -> GateVerdict:
@@ -195,6 +194,7 @@ def _gate(ctx: BeatContext, cycle: CycleRow, wave: WaveRow, waves: list[WaveRow]
         tolerance=ctx.settings.deploy.gate_tolerance,
         baseline_factor=ctx.settings.detect.deviation_factor,
         min_samples=ctx.settings.deploy.min_gate_samples,
+        min_delta_ms=ctx.settings.deploy.gate_min_delta_ms,
     )
     return judge_gate(group_health(mine), group_health(others) if others else None, limits)
 

@@ -28,7 +28,12 @@ def plan_waves(targets: Sequence[str], percentages: Sequence[float]) -> list[lis
 
 @dataclass(frozen=True)
 class GroupHealth:
-    """Requests, errors and the worst window P95 of a group of targets over the bake."""
+    """Requests, errors and the typical (median) window P95 of a group of targets over the bake.
+
+    The median of per-instance window P95s, not the worst one: a single window
+    spoiled by a restart must not fail a wave, while a real regression moves
+    most windows.
+    """
 
     requests: int
     errors: int
@@ -49,6 +54,7 @@ class GateLimits:
     tolerance: float
     baseline_factor: float
     min_samples: int
+    min_delta_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -79,14 +85,11 @@ def judge_gate(
     ):
         reasons.append(f"P95 {updated.p95_ms:.1f} ms over objective {limits.slo_p95_ms:.1f} ms")
     reference = _reference(control, limits)
-    if (
-        reference is not None
-        and updated.p95_ms is not None
-        and updated.p95_ms > reference[0] * reference[1]
-    ):
-        reasons.append(
-            f"P95 {updated.p95_ms:.1f} ms over {reference[2]} {reference[0]:.1f} ms x{reference[1]}"
-        )
+    if reference is not None and updated.p95_ms is not None:
+        value, factor, name = reference
+        slower = updated.p95_ms > value * factor and updated.p95_ms - value > limits.min_delta_ms
+        if slower:
+            reasons.append(f"P95 {updated.p95_ms:.1f} ms over {name} {value:.1f} ms x{factor}")
     if control is not None and control.requests >= limits.min_samples:
         allowed = control.error_rate * limits.tolerance + 0.01
         if updated.error_rate > allowed:

@@ -9,17 +9,26 @@ it and never open a new one.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from states.context import BeatContext, BeatResult
-from states.detect.judgement import SEVERITY_ORDER, Finding, Objectives, WindowStats, judge
+from states.detect.budget import budget_report, longest_window_s
+from states.detect.judgement import (
+    SEVERITY_ORDER,
+    Finding,
+    Objectives,
+    WindowStats,
+    burn_finding,
+    judge,
+)
+from states.detect.streaming import MetricDetector
 from states.facts import in_cooldown, incident_candidate
 from states.registry import beat
 from states.settings import Settings
 from storage import repository as repo
 from storage.repository import Session
-from storage.tables import AnomalyRow, WindowRow
+from storage.tables import AnomalyRow, DetectorStateRow, WindowRow
 
 
 def _objectives(settings: Settings, component: str) -> Objectives:
@@ -29,7 +38,43 @@ def _objectives(settings: Settings, component: str) -> Objectives:
         slo_error_rate=comp.slo_error_rate,
         deviation_factor=settings.detect.deviation_factor,
         min_baseline=settings.detect.min_baseline_windows,
+        score_threshold=comp.score_threshold or settings.detect.score_threshold,
+        min_relative_change=settings.detect.min_relative_change,
     )
+
+
+class DetectorStates:
+    """Streaming detectors of this evaluation, loaded once and saved together."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self._session = session
+        self._now = now
+        self._loaded: dict[str, MetricDetector] = {}
+
+    def score(self, key: str, at: datetime, value: float) -> float:
+        """Feed one point to the series' detector and return its score."""
+        detector = self._loaded.get(key)
+        if detector is None:
+            row = self._session.get(DetectorStateRow, key)
+            detector = MetricDetector.from_state(row.state) if row else MetricDetector()
+            self._loaded[key] = detector
+        return detector.update(at, value)
+
+    def save(self) -> None:
+        """Persist every detector touched, in the caller's transaction."""
+        for key, detector in self._loaded.items():
+            row = self._session.get(DetectorStateRow, key) or DetectorStateRow(
+                key=key, updated_at=self._now
+            )
+            row.state, row.points, row.updated_at = detector.to_state(), detector.points, self._now
+            self._session.add(row)
+
+
+def _burn(session: Session, settings: Settings, window: WindowRow) -> Finding | None:
+    since = window.end - timedelta(seconds=longest_window_s(settings))
+    recent = repo.component_windows(session, window.component, since=since, until=window.end)
+    report = budget_report(settings, window.component, [*recent, window], window.end)
+    return burn_finding(window.component, report) if report else None
 
 
 def _healthy_p95(session: Session, settings: Settings, window: WindowRow) -> list[float]:
@@ -72,6 +117,7 @@ def _open_or_update(
             last_seen=window.start,
         )
     row.value, row.threshold, row.baseline = finding.value, finding.threshold, finding.baseline
+    row.score = max(row.score, finding.score)
     row.detector = finding.detector
     row.evidence = {**evidence, "excess": round(finding.excess, 3)}
     row.actionable = row.consecutive >= settings.detect.persist_windows
@@ -91,9 +137,10 @@ def _heal(
         session.add(row)
 
 
-def evaluate(session: Session, settings: Settings) -> dict[str, Any]:
-    """Judge every closed window not yet judged, in time order."""
+def evaluate(session: Session, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
+    """Judge every closed window not yet judged, in time order (``now`` stamps detector state)."""
     last = repo.last_closed_cycle(session)
+    detectors = DetectorStates(session, now or datetime.now(UTC))
     judged = anomalous = attributed = 0
     for window in repo.unevaluated_windows(session):
         window.evaluated = True
@@ -101,9 +148,12 @@ def evaluate(session: Session, settings: Settings) -> dict[str, Any]:
         if window.count < settings.detect.min_samples:
             continue
         stats = WindowStats(window.component, window.count, window.error_rate, window.p95)
-        findings = judge(
-            stats, _objectives(settings, window.component), _healthy_p95(session, settings, window)
-        )
+        if window.p95 is not None:
+            window.score = detectors.score(f"{window.component}:p95_ms", window.start, window.p95)
+        healthy = _healthy_p95(session, settings, window)
+        findings = judge(stats, _objectives(settings, window.component), healthy, window.score)
+        burning = _burn(session, settings, window)
+        findings += [burning] if burning else []
         window.anomalous = bool(findings)
         judged += 1
         anomalous += bool(findings)
@@ -114,13 +164,15 @@ def evaluate(session: Session, settings: Settings) -> dict[str, Any]:
             _open_or_update(session, settings, finding, window)
         _heal(session, settings, window.component, {f.fingerprint for f in findings}, window.end)
         session.flush()
+    detectors.save()
     return {"judged": judged, "anomalous": anomalous, "attributed_to_last_cycle": attributed}
 
 
 @beat("detect.evaluate_windows")
 def evaluate_windows(ctx: BeatContext) -> BeatResult:
     """Judge new windows against SLOs and baselines."""
-    return BeatResult(output=ctx.db.transact(lambda s: evaluate(s, ctx.settings)))
+    now = ctx.clock.now()
+    return BeatResult(output=ctx.db.transact(lambda s: evaluate(s, ctx.settings, now)))
 
 
 @beat("detect.select_incident")

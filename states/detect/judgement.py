@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from states.detect.burn_rate import BurnRateReport
 
 # The single severity table: how far past its threshold a value is.
 SEVERITY_TABLE: tuple[tuple[float, str], ...] = ((3.0, "critical"), (1.5, "major"), (0.0, "minor"))
@@ -34,6 +36,8 @@ class Objectives:
     slo_error_rate: float | None
     deviation_factor: float
     min_baseline: int
+    score_threshold: float = 1.0
+    min_relative_change: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class Finding:
     value: float
     threshold: float
     baseline: float | None
+    score: float = 0.0
 
     @property
     def excess(self) -> float:
@@ -76,39 +81,59 @@ def baseline_of(healthy_p95: Sequence[float]) -> float | None:
 
 
 def judge(
-    window: WindowStats, objectives: Objectives, healthy_p95: Sequence[float]
+    window: WindowStats,
+    objectives: Objectives,
+    healthy_p95: Sequence[float],
+    score: float | None = None,
 ) -> list[Finding]:
-    """Every finding for one window, at most one per metric (the most severe)."""
+    """Every finding for one window, at most one per metric (the most severe).
+
+    ``score`` is the streaming detector's score for the window's P95; on its
+    own it flags the window only when P95 also moved at least
+    ``min_relative_change`` above the baseline, so a confident score on a
+    sub-millisecond wobble never opens an incident.
+    """
     findings: list[Finding] = []
     base = baseline_of(healthy_p95) if len(healthy_p95) >= objectives.min_baseline else None
     if window.p95_ms is not None:
-        latency: list[Finding] = []
-        if objectives.slo_p95_ms is not None and window.p95_ms > objectives.slo_p95_ms:
-            latency.append(
-                _finding(
-                    window, "p95_ms", "latency", "slo", window.p95_ms, objectives.slo_p95_ms, base
-                )
-            )
-        if base is not None and base > 0 and window.p95_ms > base * objectives.deviation_factor:
-            threshold = base * objectives.deviation_factor
-            latency.append(
-                _finding(window, "p95_ms", "latency", "baseline", window.p95_ms, threshold, base)
-            )
+        latency = _latency_findings(window, window.p95_ms, objectives, base, score)
         if latency:
             findings.append(max(latency, key=lambda f: f.excess))
     if objectives.slo_error_rate is not None and window.error_rate > objectives.slo_error_rate:
+        objective = objectives.slo_error_rate
         findings.append(
-            _finding(
-                window,
-                "error_rate",
-                "errors",
-                "slo",
-                window.error_rate,
-                objectives.slo_error_rate,
-                None,
-            )
+            _finding(window, "error_rate", "errors", "slo", window.error_rate, objective, None)
         )
-    return findings
+    return [replace(f, score=score or 0.0) for f in findings]
+
+
+def _latency_findings(
+    window: WindowStats, p95: float, objectives: Objectives, base: float | None, score: float | None
+) -> list[Finding]:
+    found: list[Finding] = []
+    if objectives.slo_p95_ms is not None and p95 > objectives.slo_p95_ms:
+        found.append(_finding(window, "p95_ms", "latency", "slo", p95, objectives.slo_p95_ms, base))
+    if base is not None and base > 0:
+        if p95 > base * objectives.deviation_factor:
+            threshold = base * objectives.deviation_factor
+            found.append(_finding(window, "p95_ms", "latency", "baseline", p95, threshold, base))
+        moved = base * (1.0 + objectives.min_relative_change)
+        if score is not None and score >= objectives.score_threshold and p95 >= moved:
+            found.append(_finding(window, "p95_ms", "latency", "metric_score", p95, moved, base))
+    return found
+
+
+def burn_finding(component: str, report: BurnRateReport) -> Finding | None:
+    """A finding for the fastest-burning alerting pair, if any pair alerts."""
+    alerting = [v for v in report.verdicts if v.alerting]
+    if not alerting:
+        return None
+    worst = max(alerting, key=lambda v: min(v.long_burn_rate, v.short_burn_rate) / v.pair.factor)
+    rate = min(worst.long_burn_rate, worst.short_burn_rate)
+    detector = f"burn_rate_{worst.pair.name}"
+    return Finding(
+        component, "error_budget_burn", "errors", detector, rate, worst.pair.factor, None
+    )
 
 
 def _finding(

@@ -74,6 +74,7 @@ def record_evidence(ctx: BeatContext) -> BeatResult:
                 value=a.value,
                 threshold=a.threshold,
                 baseline=a.baseline,
+                score=a.score,
                 evidence=a.evidence,
             )
             for a in anomalies
