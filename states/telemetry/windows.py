@@ -40,22 +40,30 @@ class PartialWindow:
 def fold(records: Iterable[Record], window_s: float) -> dict[WindowKey, PartialWindow]:
     """Group records by component window, both per instance and for all instances."""
     partials: dict[WindowKey, PartialWindow] = {}
+    starts: dict[int, datetime] = {}  # window start by its epoch bucket: one datetime per window
     for record in records:
-        start = window_start(record.timestamp, window_s)
-        keys = [(record.component, "", start)]
+        bucket = math.floor(record.timestamp.timestamp() / window_s)
+        start = starts.get(bucket)
+        if start is None:
+            start = starts[bucket] = window_start(record.timestamp, window_s)
+        error = record.is_error
+        key = (record.component, "", start)
+        part = partials.get(key)
+        if part is None:
+            part = partials[key] = PartialWindow()
+        _add(part, record, error)
         if record.instance:
-            keys.append((record.component, record.instance, start))
-        for key in keys:
+            key = (record.component, record.instance, start)
             part = partials.get(key)
             if part is None:
                 part = partials[key] = PartialWindow()
-            _add(part, record)
+            _add(part, record, error)
     return partials
 
 
-def _add(part: PartialWindow, record: Record) -> None:
+def _add(part: PartialWindow, record: Record, error: bool) -> None:
     part.count += 1
-    if record.is_error:
+    if error:
         part.errors += 1
     if record.duration_ms is not None:
         part.samples.append(record.duration_ms)
