@@ -90,6 +90,13 @@ class _MetricSourceBase(_Section):
         default=1000.0, gt=0, description="To milliseconds (1000 for seconds)."
     )
 
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, url: str) -> str:
+        if "@" in url.split("/")[2]:
+            raise ValueError("put credentials in 'headers' (Authorization), not in the URL")
+        return url
+
 
 class ScrapeSourceSettings(_MetricSourceBase):
     """A Prometheus text exposition endpoint, scraped once per poll; windows come from deltas."""

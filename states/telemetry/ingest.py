@@ -21,6 +21,7 @@ from states.registry import beat
 from states.settings import Settings, SourceSettings
 from states.telemetry.fields import Rejection
 from states.telemetry.formats import FormatSpec, LineParser, MultilineParser, make_parser
+from states.telemetry.prometheus import metric_sources_due, poll_metric_sources
 from states.telemetry.records import Record
 from states.telemetry.tailing import FileCursor, has_new_bytes, read_new_lines
 from states.telemetry.windows import PartialWindow, closes_at, fold, health_score, quantile
@@ -41,6 +42,8 @@ class PollReport:
     records: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     errors: dict[str, str] = field(default_factory=dict)
+    metric_sources_read: int = 0
+    metric_windows: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +52,8 @@ class PollReport:
             "records": self.records,
             "rejected": dict(self.rejected),
             "errors": self.errors,
+            "metric_sources_read": self.metric_sources_read,
+            "metric_windows": self.metric_windows,
         }
 
 
@@ -70,6 +75,8 @@ def _cursor_of(row: CursorRow | None, path: Path) -> FileCursor | None:
 
 def has_new_telemetry(settings: Settings, db: Database) -> bool:
     """Whether any source file changed since its cursor; ``stat`` only, no reads."""
+    if metric_sources_due(settings):
+        return True
     cursors = db.query(repo.cursors)
     for source in settings.telemetry.sources:
         for path in source_files(source):
@@ -222,7 +229,17 @@ def poll_sources(settings: Settings, db: Database, now: datetime) -> PollReport:
             report.lines += len(result.lines) + result.too_long
             report.records += len(records)
             report.rejected.update(rejected)
+    _poll_metrics(settings, db, now, report)
     return report
+
+
+def _poll_metrics(settings: Settings, db: Database, now: datetime, report: PollReport) -> None:
+    """Scrape or query every metric source (Prometheus); their errors join the report's."""
+    polled = poll_metric_sources(settings, db, now)
+    report.metric_sources_read += polled.read
+    report.metric_windows += polled.windows
+    report.rejected.update(polled.rejected)
+    report.errors.update(polled.errors)
 
 
 def close_window(row: WindowRow, settings: Settings) -> None:
