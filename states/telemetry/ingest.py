@@ -24,7 +24,7 @@ from states.telemetry.formats import FormatSpec, LineParser, MultilineParser, ma
 from states.telemetry.prometheus import metric_sources_due, poll_metric_sources
 from states.telemetry.records import Record
 from states.telemetry.tailing import FileCursor, has_new_bytes, read_new_lines
-from states.telemetry.windows import PartialWindow, closes_at, fold, health_score, quantile
+from states.telemetry.windows import PartialWindow, closes_at, fold, health_score, quantiles
 from storage import repository as repo
 from storage.db import Database
 from storage.repository import Session
@@ -112,10 +112,11 @@ def _parse(
 ) -> tuple[list[Record], Counter[str]]:
     records: list[Record] = []
     rejected: Counter[str] = Counter()
+    latest = now + FUTURE_TOLERANCE
     for parsed in _results(spec, parser, lines):
         if isinstance(parsed, Rejection):
             rejected[parsed.reason] += 1
-        elif parsed.timestamp > now + FUTURE_TOLERANCE:
+        elif parsed.timestamp > latest:
             rejected["future_timestamp"] += 1
         elif parsed.timestamp < oldest:
             rejected["too_old"] += 1
@@ -246,7 +247,7 @@ def close_window(row: WindowRow, settings: Settings) -> None:
     """Compute a finished window's statistics and drop its samples."""
     slo = settings.component(row.component).slo_p95_ms
     row.error_rate = row.errors / row.count if row.count else 0.0
-    row.p50, row.p95, row.p99 = (quantile(row.samples, q) for q in (0.5, 0.95, 0.99))
+    row.p50, row.p95, row.p99 = quantiles(row.samples, (0.5, 0.95, 0.99))
     row.health = health_score(row.error_rate, row.p95, slo) if row.count else None
     row.samples = []
     row.closed = True

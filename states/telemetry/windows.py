@@ -77,11 +77,15 @@ def _add(part: PartialWindow, record: Record, error: bool) -> None:
 
 def quantile(samples: Sequence[float], q: float) -> float | None:
     """Nearest-rank quantile: the smallest sample with at least ``q`` of samples at or below it."""
+    return quantiles(samples, (q,))[0]
+
+
+def quantiles(samples: Sequence[float], qs: Sequence[float]) -> list[float | None]:
+    """Several nearest-rank quantiles from one sort."""
     if not samples:
-        return None
+        return [None for _ in qs]
     ordered = sorted(samples)
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[rank - 1]
+    return [ordered[max(1, math.ceil(q * len(ordered))) - 1] for q in qs]
 
 
 def health_score(error_rate: float, p95_ms: float | None, slo_p95_ms: float | None) -> float:
