@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from sequences.schema import BeatSpec, SequenceSpec
-from states import machine, steering
+from states import failpoints, machine, steering
 from states.clock import Clock
 from states.context import ArtifactWriter, BeatContext
 from states.deploy.deployers import Deployer
@@ -212,8 +212,11 @@ def _run_beat(
             outcome = Outcome(Status.FAILED, error=f"interrupted {attempt - 1} times; giving up")
         else:
             log.info("beat started", attempt=attempt, resumed_after_wait=waited)
+            failpoints.hit(f"beat:{spec.phase}:{beat.id}:started")
             outcome = execute_beat_once(beat, handler(beat.handler), ctx)
+            failpoints.hit(f"beat:{spec.phase}:{beat.id}:returned")
         rt.db.transact(lambda s: _checkpoint(s, rt, beat, entry_id, cycle_id, outcome))
+        failpoints.hit(f"beat:{spec.phase}:{beat.id}:checkpointed")
         log.info(
             "beat " + outcome.status.value,
             error=outcome.error or None,

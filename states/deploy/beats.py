@@ -13,6 +13,7 @@ import statistics
 from datetime import timedelta
 from typing import Any
 
+from states import failpoints
 from states.artifacts import DeploymentArtifact, WaveEntry
 from states.context import BeatContext, BeatResult, PermanentError, TemporaryError
 from states.deploy.deployers import Deployer, DeployError
@@ -105,6 +106,7 @@ def move_target(ctx: BeatContext, deployer: Deployer, row: DeployActionRow) -> b
     if row.status == "done":
         return False
     changed = False
+    failpoints.hit(f"deploy:{row.action}:{row.target}:intent")
     if deployer.running_versions().get(row.target) != row.to_version:
         timeout = ctx.settings.deploy.deploy_timeout_s
         try:
@@ -115,6 +117,7 @@ def move_target(ctx: BeatContext, deployer: Deployer, row: DeployActionRow) -> b
         except DeployError as exc:
             raise TemporaryError(str(exc), delay_s=3.0) from exc
         changed = True
+        failpoints.hit(f"deploy:{row.action}:{row.target}:effect")
     running = deployer.running_versions().get(row.target)
     if running != row.to_version:
         raise TemporaryError(f"{row.target} runs {running}, expected {row.to_version}", delay_s=2.0)
