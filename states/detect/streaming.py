@@ -8,7 +8,10 @@ surprise of the better one (or of a value outside the range seen lately, if
 larger), compares it with the long-run distribution of its own surprises (so
 noisy series do not alarm more than quiet ones), and reports one high score
 per incident instead of a run of them,
-because a person is paged once per incident.  The state is a JSON dict so the
+because a person is paged once per incident.  Half of the score is contextual
+novelty (``contextual.ContextNovelty``): whether the last few coarse values
+ever came in this order before, which catches broken patterns that stay
+inside the usual range.  The state is a JSON dict so the
 agent can persist it across restarts.
 """
 
@@ -19,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from states.detect import baselines
+from states.detect import baselines, contextual
 
 # Scores near 1 differ only in their distance from 1; keep them distinct in floats.
 _SURPRISE_CAP = 12.0
@@ -50,6 +53,12 @@ class DetectorSettings:
     z_cap: float = 20.0
     novelty_gain: float = 100.0
     range_half_life: float = 1500.0
+    context_weight: float = 0.5
+    context_bins: int = 8
+    context_order: int = 3
+    context_rest_points: int = 100
+    context_alarm: float = 0.75
+    context_capacity: int = 5000
 
 
 @dataclass
@@ -85,6 +94,7 @@ class MetricDetector:
     seasonal_spread: baselines.EwLevel = field(init=False)
     season: baselines.SeasonalProfile = field(init=False)
     history: _History = field(init=False)
+    context: contextual.ContextNovelty = field(init=False)
     recent: list[float] = field(default_factory=list)
     high: float = 0.0
     low: float = 0.0
@@ -98,6 +108,14 @@ class MetricDetector:
         self.seasonal_spread = baselines.EwLevel(s.spread_half_life, s.spread_half_life)
         self.season = baselines.SeasonalProfile(s.seasonal_half_life, s.season_slots)
         self.history = _History(s.history_half_life)
+        self.context = contextual.ContextNovelty(
+            bins=s.context_bins,
+            order=s.context_order,
+            rest_points=s.context_rest_points,
+            alarm=s.context_alarm,
+            capacity=s.context_capacity,
+            quiet_points=s.warmup_points,
+        )
 
     def update(self, timestamp: datetime | float, value: float) -> float:
         """Score ``value`` observed at ``timestamp`` (datetime or epoch seconds), then learn it."""
@@ -112,10 +130,12 @@ class MetricDetector:
         tail = self.history.tail(average) if self.history.count else 0.5
         self.history.learn(average)
         score = _score_from_tail(tail)
+        novelty = self.context.update(value)
         self.points += 1
         if self.points <= settings.warmup_points:
             return 0.0
-        return self._report(score)
+        weight = settings.context_weight
+        return (1.0 - weight) * self._report(score) + weight * novelty
 
     def _surprise(self, slot: int, value: float) -> float:
         """Standardised error of the better of the two predictions of ``value``."""
@@ -189,6 +209,7 @@ class MetricDetector:
             "seasonal_spread": self.seasonal_spread.to_state(),
             "season": self.season.to_state(),
             "history": asdict(self.history),
+            "context": self.context.to_state(),
             "recent": list(self.recent),
             "high": self.high,
             "low": self.low,
@@ -205,6 +226,7 @@ class MetricDetector:
         detector.seasonal_spread = baselines.EwLevel.from_state(state["seasonal_spread"])
         detector.season = baselines.SeasonalProfile.from_state(state["season"])
         detector.history = _History(**state["history"])
+        detector.context = contextual.ContextNovelty.from_state(state["context"])
         detector.recent = list(state["recent"])
         detector.high = float(state["high"])
         detector.low = float(state["low"])
