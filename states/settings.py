@@ -220,10 +220,13 @@ class DetectSettings(_Section):
         default=10, ge=1, description="Fewer requests in a window: not judged."
     )
     score_threshold: float = Field(
-        default=0.66,
+        default=0.5,
         gt=0,
         le=1,
-        description="Streaming detector score that flags a window (chosen on NAB's standard profile).",
+        description=(
+            "Streaming detector score that flags a window: the threshold NAB's "
+            "reward_low_FP_rate profile chooses for this detector (false alarms cost most here)."
+        ),
     )
     min_relative_change: float = Field(
         default=0.5, ge=0, description="A score finding also needs P95 this far above baseline."
