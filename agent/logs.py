@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import date
 from typing import Any
 
 import structlog
 
 
+def _json_value(value: object) -> object:
+    """Times as ISO 8601 (a log shipper parses them); anything else as its repr."""
+    return value.isoformat() if isinstance(value, date) else repr(value)
+
+
 def configure(*, json: bool, level: str = "info") -> None:
     """Set up the processor pipeline and where lines go (stderr)."""
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(default=_json_value)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[

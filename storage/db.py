@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,7 +140,7 @@ class Database:
 
 def _check_integrity(path: Path) -> None:
     try:
-        with sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000) as conn:
+        with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)) as conn:
             rows = conn.execute("PRAGMA quick_check").fetchall()
     except sqlite3.DatabaseError as exc:
         raise StorageError(
@@ -156,17 +156,21 @@ def _check_integrity(path: Path) -> None:
 
 
 def _initialise_or_check_version(db: Database) -> None:
-    existing = set(inspect(db._writer).get_table_names())
-    if "schema_info" not in existing:
-        if existing:
-            raise StorageError(
-                f"{db.path} has tables but no schema_info row; it was not created by selfheal "
-                "or is damaged. Point --data-dir at another directory."
-            )
-        SQLModel.metadata.create_all(db._writer)
+    if "schema_info" not in inspect(db._writer).get_table_names():
+        # Under the write lock, so a process opening the new file at the same time
+        # waits and then sees the tables and their version row together.
         with db.write() as session:
-            session.add(tables.SchemaInfo(version=SCHEMA_VERSION, created_at=datetime.now(UTC)))
-        return
+            connection = session.connection()
+            existing = set(inspect(connection).get_table_names())
+            if not existing:
+                SQLModel.metadata.create_all(connection)
+                session.add(tables.SchemaInfo(version=SCHEMA_VERSION, created_at=datetime.now(UTC)))
+                return
+            if "schema_info" not in existing:
+                raise StorageError(
+                    f"{db.path} has tables but no schema_info row; it was not created by selfheal "
+                    "or is damaged. Point --data-dir at another directory."
+                )
     with db.read() as session:
         info = session.exec(select(tables.SchemaInfo)).first()
     if info is None:
