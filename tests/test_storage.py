@@ -1,0 +1,322 @@
+"""The SQLite file the machine lives in: opened safely, refused when wrong, written atomically.
+
+Real database files in tmp_path; damaged files are made by writing garbage or
+cutting a real database short; concurrency is real processes writing the same
+file at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import select
+import sqlite3
+import subprocess
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlmodel import col
+from sqlmodel import select as sql_select
+
+from storage import repository as repo
+from storage.db import BUSY_TIMEOUT_MS, SCHEMA_VERSION, Database, StorageError, open_database
+from storage.tables import AgentStateRow, TransitionRow
+from tests.operator_support import PY, REPO, cli_env
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+DEADLINE_S = 60.0
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "selfheal.db"
+
+
+@pytest.fixture
+def db(db_path: Path) -> Iterator[Database]:
+    opened = open_database(db_path)
+    yield opened
+    opened.dispose()
+
+
+def fingerprint(directory: Path) -> dict[str, str]:
+    """Every file in ``directory`` by name, with a hash of its bytes."""
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.iterdir())
+        if p.is_file()
+    }
+
+
+def pragma(database: Database, name: str, *, write: bool) -> object:
+    def ask(session: repo.Session) -> object:
+        return session.connection().exec_driver_sql(f"PRAGMA {name}").scalar()
+
+    return database.transact(ask) if write else database.query(ask)
+
+
+class TestConnectionSettings:
+    @pytest.mark.parametrize("write", [False, True], ids=["reader", "writer"])
+    def test_wal_mode_and_the_busy_timeout_are_set(self, db: Database, write: bool) -> None:
+        assert pragma(db, "journal_mode", write=write) == "wal"
+        assert pragma(db, "busy_timeout", write=write) == BUSY_TIMEOUT_MS
+        assert BUSY_TIMEOUT_MS >= 1000
+
+    def test_the_file_itself_is_in_wal_mode_for_any_other_reader(
+        self, db: Database, db_path: Path
+    ) -> None:
+        conn = sqlite3.connect(db_path)
+        try:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert conn.execute("SELECT version FROM schema_info").fetchall() == [(SCHEMA_VERSION,)]
+        finally:
+            conn.close()
+
+
+class TestRefusedFiles:
+    def test_another_schema_version_is_refused_naming_both_versions(
+        self, db: Database, db_path: Path
+    ) -> None:
+        db.dispose()
+        conn = sqlite3.connect(db_path)
+        with conn:
+            conn.execute("UPDATE schema_info SET version = ?", (SCHEMA_VERSION + 98,))
+        conn.close()
+        before = fingerprint(db_path.parent)
+
+        with pytest.raises(StorageError) as raised:
+            open_database(db_path)
+
+        message = str(raised.value)
+        assert f"schema version {SCHEMA_VERSION + 98}" in message
+        assert f"expects {SCHEMA_VERSION}" in message
+        assert str(db_path) in message
+        assert fingerprint(db_path.parent) == before
+
+    def test_garbage_bytes_are_detected_at_open_and_left_untouched(self, db_path: Path) -> None:
+        db_path.parent.mkdir(parents=True)
+        db_path.write_bytes(b"this is not a database\n" + bytes(range(256)) * 64)
+        before = fingerprint(db_path.parent)
+
+        with pytest.raises(StorageError) as raised:
+            open_database(db_path)
+
+        assert "not a usable SQLite database" in str(raised.value)
+        assert str(db_path) in str(raised.value)
+        assert fingerprint(db_path.parent) == before
+
+    def test_a_truncated_real_database_is_detected_at_open_and_left_untouched(
+        self, db: Database, db_path: Path
+    ) -> None:
+        def fill(session: repo.Session) -> None:
+            for i in range(200):
+                repo.queue_command(
+                    session,
+                    verb="pause",
+                    reason=f"filler {i} " + "x" * 300,
+                    target_state=None,
+                    force=False,
+                    actor="test",
+                    now=NOW,
+                )
+
+        db.transact(fill)
+        db.dispose()
+        data = db_path.read_bytes()
+        assert len(data) > 16 * 4096
+        db_path.write_bytes(data[: len(data) // 2 // 4096 * 4096])
+        before = fingerprint(db_path.parent)
+
+        with pytest.raises(StorageError) as raised:
+            open_database(db_path)
+
+        assert str(db_path) in str(raised.value)
+        assert "left untouched" in str(raised.value)
+        assert fingerprint(db_path.parent) == before
+
+    def test_a_database_made_by_something_else_is_refused(self, db_path: Path) -> None:
+        db_path.parent.mkdir(parents=True)
+        conn = sqlite3.connect(db_path)
+        with conn:
+            conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+        conn.close()
+
+        with pytest.raises(StorageError) as raised:
+            open_database(db_path)
+
+        assert "not created by selfheal" in str(raised.value)
+        conn = sqlite3.connect(db_path)
+        try:
+            tables = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+        finally:
+            conn.close()
+        assert tables == [("orders",)]
+
+
+class TestAtomicTransitions:
+    def test_a_transition_and_the_new_state_are_written_together_or_not_at_all(
+        self, db: Database
+    ) -> None:
+        db.transact(lambda s: repo.agent_state(s, NOW))
+
+        def pause_then_fail(session: repo.Session) -> None:
+            repo.record_transition(
+                session,
+                source="idle",
+                dest="paused",
+                trigger="pause",
+                actor="operator",
+                reason="half done",
+                cycle_id=None,
+                state_cycle_id=None,
+                paused_from="idle",
+                now=NOW,
+            )
+            raise RuntimeError("the process died between the two writes")
+
+        with pytest.raises(RuntimeError):
+            db.transact(pause_then_fail)
+
+        state = db.query(lambda s: s.get(AgentStateRow, 1))
+        assert state is not None
+        assert (state.state, state.paused_from, state.entry_id) == ("idle", None, 0)
+        assert db.query(lambda s: repo.recent_transitions(s, 10)) == []
+
+    def test_without_the_error_both_are_stored(self, db: Database) -> None:
+        row = db.transact(
+            lambda s: repo.record_transition(
+                s,
+                source="idle",
+                dest="paused",
+                trigger="pause",
+                actor="operator",
+                reason="whole",
+                cycle_id=None,
+                state_cycle_id=None,
+                paused_from="idle",
+                now=NOW,
+            )
+        )
+        state = db.query(lambda s: s.get(AgentStateRow, 1))
+        assert state is not None
+        assert (state.state, state.paused_from, state.entry_id) == ("paused", "idle", row.id)
+
+
+# --- several processes on one file -------------------------------------------------------
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import time
+    from datetime import UTC, datetime
+    from pathlib import Path
+    from storage import repository as repo
+    from storage.db import open_database
+
+    path, name, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    print("ready", flush=True)
+    assert sys.stdin.readline().strip() == "go"
+    db = open_database(path)
+    print("start", time.monotonic(), flush=True)
+    for i in range(count):
+        def write(session, i=i):
+            state = repo.agent_state(session, datetime.now(UTC))
+            repo.record_transition(
+                session, source=state.state, dest=f"s{i % 3}", trigger="test", actor=name,
+                reason=str(i), cycle_id=None, state_cycle_id=None, paused_from=None,
+                now=datetime.now(UTC),
+            )
+            repo.queue_command(
+                session, verb="pause", reason=f"{name} {i}", target_state=None, force=False,
+                actor=name, now=datetime.now(UTC),
+            )
+        db.transact(write)
+    print("done", time.monotonic(), flush=True)
+    db.dispose()
+    """
+)
+
+
+def run_writers(path: Path, names: list[str], count: int) -> list[subprocess.CompletedProcess[str]]:
+    """Start writer processes, release them together once all are ready, wait for them."""
+    procs = [
+        subprocess.Popen(
+            [PY, "-c", WRITER, str(path), name, str(count)],
+            cwd=REPO,
+            env=cli_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+    ]
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        for proc in procs:
+            assert proc.stdout is not None
+            ready, _, _ = select.select(
+                [proc.stdout], [], [], max(0.0, deadline - time.monotonic())
+            )
+            assert ready, "a writer did not start in time"
+            assert proc.stdout.readline().strip() == "ready"
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+        return results
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+
+class TestConcurrentProcesses:
+    def test_two_writing_processes_never_see_database_is_locked(
+        self, db: Database, db_path: Path
+    ) -> None:
+        count = 120
+        results = run_writers(db_path, ["writer-a", "writer-b"], count)
+
+        spans = []
+        for result in results:
+            assert "database is locked" not in result.stderr
+            assert result.returncode == 0, result.stderr
+            said = dict(line.split() for line in result.stdout.splitlines())
+            spans.append((float(said["start"]), float(said["done"])))
+        (a_start, a_end), (b_start, b_end) = spans
+        assert a_start < b_end and b_start < a_end, "the writers never overlapped"
+        transitions = db.query(
+            lambda s: list(s.exec(sql_select(TransitionRow).order_by(col(TransitionRow.id))))
+        )
+        actors = [t.actor for t in transitions]
+        assert actors.count("writer-a") == actors.count("writer-b") == count
+        state = db.query(lambda s: s.get(AgentStateRow, 1))
+        assert state is not None
+        assert state.entry_id == transitions[-1].id
+        commands = db.query(repo.queued_commands)
+        assert len(commands) == 2 * count
+
+    def test_processes_opening_a_new_file_at_once_all_find_one_schema(self, tmp_path: Path) -> None:
+        path = tmp_path / "fresh" / "selfheal.db"
+        path.parent.mkdir()
+        names = [f"opener-{i}" for i in range(4)]
+
+        results = run_writers(path, names, 1)
+
+        for result in results:
+            assert result.returncode == 0, result.stderr
+        conn = sqlite3.connect(path)
+        try:
+            assert conn.execute("SELECT version FROM schema_info").fetchall() == [(SCHEMA_VERSION,)]
+            assert conn.execute("SELECT count(*) FROM 'transition'").fetchone() == (4,)
+        finally:
+            conn.close()
