@@ -102,7 +102,7 @@ def cmd_override(args: argparse.Namespace) -> int:
                 reason=args.reason,
                 target_state=args.state,
                 force=args.force,
-                actor=args.actor,
+                requested_by=args.by,
                 now=now,
             )
         )
@@ -183,6 +183,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unit_quote(word: str) -> str:
+    """Quote one ExecStart argument the way systemd reads it."""
+    if word and not any(c in word for c in " \t\"'\\"):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def systemd_unit(config: Path, executable: str, user: str | None) -> str:
     """A unit file that runs the daemon with the notify protocol and a watchdog."""
     user_line = f"User={user}\n" if user else ""
@@ -194,7 +201,7 @@ Wants=network-online.target
 [Service]
 Type=notify
 NotifyAccess=main
-ExecStart={executable} run --config {config}
+ExecStart={executable} run --config {_unit_quote(str(config))}
 {user_line}Restart=on-failure
 RestartSec=5
 WatchdogSec=120
@@ -248,7 +255,11 @@ def _parser() -> argparse.ArgumentParser:
     override.add_argument("--reason", required=True, help="why (stored with the transition)")
     override.add_argument("--force", action="store_true", help="required by set-state")
     override.add_argument(
-        "--actor", default=os.environ.get("USER", "operator"), help="who is acting"
+        "--by",
+        "--actor",
+        dest="by",
+        default=os.environ.get("USER", ""),
+        help="who is asking (default $USER); transitions record the actor as 'operator'",
     )
     hist = add("history", cmd_history, "list cycles, newest first")
     hist.add_argument("--limit", type=int, default=20)

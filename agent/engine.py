@@ -96,21 +96,24 @@ class TickReport:
 
 def _apply(session: Session, rt: Runtime, command: CommandRow) -> str:
     now = rt.clock.now()
+    reason = (
+        f"{command.reason} (by {command.requested_by})" if command.requested_by else command.reason
+    )
     if command.verb == "set-state":
         if not command.force:
             raise IllegalTransition(
                 "set-state bypasses the machine's rules; repeat it with --force"
             )
         row = steering.force_state_in(
-            session, now, str(command.target_state), actor=command.actor, reason=command.reason
+            session, now, str(command.target_state), actor=command.actor, reason=reason
         )
     else:
         row = steering.fire_in(
-            session, rt.settings, now, command.verb, actor=command.actor, reason=command.reason
+            session, rt.settings, now, command.verb, actor=command.actor, reason=reason
         )
     if command.verb == "approve" and row.cycle_id:
         cycle = repo.cycle(session, row.cycle_id)
-        cycle.approved_by = command.actor
+        cycle.approved_by = command.requested_by or command.actor
         session.add(cycle)
     return f"{row.source} -> {row.dest}"
 

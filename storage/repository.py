@@ -342,16 +342,16 @@ def queue_command(
     reason: str,
     target_state: str | None,
     force: bool,
-    actor: str,
+    requested_by: str,
     now: datetime,
 ) -> CommandRow:
-    """Queue an operator command for the daemon's next tick."""
+    """Queue an operator command for the daemon's next tick (transitions record 'operator')."""
     row = CommandRow(
         verb=verb,
         reason=reason,
         target_state=target_state,
         force=force,
-        actor=actor,
+        requested_by=requested_by,
         created_at=now,
     )
     session.add(row)

@@ -245,6 +245,7 @@ class CommandRow(SQLModel, table=True):
     force: bool = False
     reason: str = ""
     actor: str = "operator"
+    requested_by: str = ""
     created_at: datetime = _at()
     status: str = "queued"
     result: str = ""
