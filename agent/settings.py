@@ -44,25 +44,34 @@ def _describe(path: Path, exc: ValidationError) -> str:
 
 
 def _resolve(base: Path, value: str | Path) -> Path:
-    candidate = Path(value).expanduser()
+    try:
+        candidate = Path(value).expanduser()
+    except RuntimeError as exc:
+        raise ValueError(f"path {str(value)!r} names the home of an unknown user") from exc
     return candidate if candidate.is_absolute() else (base / candidate)
+
+
+def _table(value: object) -> dict[str, Any]:
+    """``value`` if it is a table; anything else is left for validation to name."""
+    return value if isinstance(value, dict) else {}
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     """Make the file's relative paths relative to the file, before validation."""
-    agent = raw.get("agent", {})
+    agent = _table(raw.get("agent"))
     for key in ("data_dir", "sequences_dir"):
         if isinstance(agent.get(key), str):
             agent[key] = str(_resolve(base, agent[key]))
-    repository = raw.get("repository", {})
+    repository = _table(raw.get("repository"))
     if isinstance(repository.get("path"), str):
         repository["path"] = str(_resolve(base, repository["path"]))
-    for source in raw.get("telemetry", {}).get("sources", []):
+    sources = _table(raw.get("telemetry")).get("sources")
+    for source in sources if isinstance(sources, list) else []:
         if isinstance(source, dict) and isinstance(source.get("paths"), list):
             source["paths"] = [
                 str(_resolve(base, p)) if isinstance(p, str) else p for p in source["paths"]
             ]
-    fleet = raw.get("deploy", {}).get("local_fleet", {})
+    fleet = _table(_table(raw.get("deploy")).get("local_fleet"))
     for key in ("repository", "fleet_dir"):
         if isinstance(fleet.get(key), str):
             fleet[key] = str(_resolve(base, fleet[key]))
@@ -82,9 +91,14 @@ def load_settings(path: Path, *, data_dir: Path | None = None) -> Settings:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    _resolve_paths(raw, path.resolve().parent)
-    if data_dir is not None:
-        raw.setdefault("agent", {})["data_dir"] = str(data_dir.resolve())
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from exc
+    try:
+        _resolve_paths(raw, path.resolve().parent)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if data_dir is not None and isinstance(raw.setdefault("agent", {}), dict):
+        raw["agent"]["data_dir"] = str(data_dir.resolve())
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:

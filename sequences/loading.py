@@ -33,6 +33,8 @@ def _read(path: Path) -> SequenceSpec:
         raise SequenceError(f"{path}: cannot be read: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise SequenceError(f"{path}: line {exc.lineno}: not valid JSON: {exc.msg}") from exc
+    except (ValueError, RecursionError) as exc:  # a number of 4300+ digits; nesting past the stack
+        raise SequenceError(f"{path}: not valid JSON: {exc}") from exc
     try:
         return SequenceSpec.model_validate(raw)
     except ValidationError as exc:

@@ -18,6 +18,7 @@ from pathlib import Path
 SHA = re.compile(r"^[0-9a-f]{7,64}$")
 HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 SEP = "\x1f"
+MAX_REVISION_CHARS = 4096
 
 
 class GitError(Exception):
@@ -38,7 +39,7 @@ class Commit:
 
 def checked_revision(rev: str) -> str:
     """``rev`` if it is a hex object name; anything else is refused."""
-    if not SHA.match(rev):
+    if not SHA.fullmatch(rev):  # match() would let a trailing newline through
         raise GitError(f"refusing revision {rev!r}: expected a hexadecimal commit id")
     return rev
 
@@ -47,7 +48,9 @@ def git(repo: Path, *args: str, timeout_s: float = 60.0, check: bool = True) -> 
     """Run ``git -C repo args`` and return stdout."""
     argv = ["git", "-C", str(repo), *args]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, errors="replace", timeout=timeout_s, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         raise GitError(f"{' '.join(argv)} timed out after {timeout_s:.0f}s") from exc
     if check and done.returncode != 0:
@@ -57,6 +60,8 @@ def git(repo: Path, *args: str, timeout_s: float = 60.0, check: bool = True) -> 
 
 def resolve(repo: Path, rev: str) -> str | None:
     """The full commit id of a revision name git knows, or None."""
+    if "\x00" in rev or len(rev) > MAX_REVISION_CHARS:
+        return None  # no revision name git knows, and no argument the kernel would pass
     out = git(
         repo,
         "rev-parse",

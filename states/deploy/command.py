@@ -33,7 +33,12 @@ class CommandDeployer:
     def _run(self, argv: list[str], timeout_s: float, what: str) -> str:
         try:
             done = subprocess.run(
-                argv, capture_output=True, text=True, timeout=timeout_s, check=False
+                argv,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=timeout_s,
+                check=False,
             )
         except subprocess.TimeoutExpired as exc:
             raise DeployError(f"{what}: {argv[0]} timed out after {timeout_s:.0f}s") from exc

@@ -45,6 +45,7 @@ _STDERR_TAIL_CHARS = 2000
 # and whichever deployer or stop_fleet call stops one collects its exit status.
 _STARTED: dict[int, subprocess.Popen[bytes]] = {}
 _POLL_S = 0.05
+MAX_VERSION_BODY = 64 * 1024  # a version answer is a name, not a download
 
 
 class LocalFleetSettings(BaseModel):
@@ -323,26 +324,24 @@ def ask_version(port: int, path: str, timeout_s: float) -> str | None:
     try:
         connection.request("GET", path)
         response = connection.getresponse()
-        body = response.read().decode(errors="replace")
-    except (OSError, http.client.HTTPException):
+        raw = response.read(MAX_VERSION_BODY + 1)
+    except (OSError, ValueError, http.client.HTTPException):  # ValueError: a garbled chunk size
         return None
     finally:
         connection.close()
-    if response.status != 200:
-        return None
-    return _version_from_body(body)
+    if response.status != 200 or len(raw) > MAX_VERSION_BODY or response.length:
+        return None  # not OK, too long, or shorter than its Content-Length
+    return _version_from_body(raw.decode(errors="replace"))
 
 
 def _version_from_body(body: str) -> str | None:
-    """Accept ``{"version": "..."}`` or the bare version as text."""
+    """Accept ``{"version": "..."}`` or the bare version as text, if it is a deployable name."""
     try:
         parsed = json.loads(body)
-    except ValueError:
-        return body.strip() or None
-    if isinstance(parsed, dict):
-        version = parsed.get("version")
-        return version if isinstance(version, str) else None
-    return body.strip() or None
+    except (ValueError, RecursionError):
+        parsed = None
+    version = parsed.get("version") if isinstance(parsed, dict) else body.strip()
+    return version if isinstance(version, str) and _PATH_SAFE.fullmatch(version) else None
 
 
 def _check_version(target: str, version: str) -> None:

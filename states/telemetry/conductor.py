@@ -95,7 +95,7 @@ def read_beat_event(text: str, naive_zone: tzinfo = UTC) -> BeatEvent:
     json_like = text.lstrip()[:1] in ("{", "[")
     values = _json_values(text) if json_like else _text_values(text)
     event = values.get("event")
-    if event not in EVENTS:
+    if not isinstance(event, str) or event not in EVENTS:
         raise FieldError(UNKNOWN_EVENT, f"event {event!r:.40} is not one of {sorted(EVENTS)}")
     names = ("request_id", "sequence", "beat")
     missing = [name for name in (*names, "ts") if values.get(name) in (None, "")]
@@ -176,7 +176,10 @@ class BeatPairing:
             self.counts.expired_starts += 1
 
     def _expire(self, now: datetime) -> None:
-        horizon = now - self.max_age
+        try:
+            horizon = now - self.max_age
+        except OverflowError:  # an event dated within max_age of year 1 expires nothing
+            return
         while self._pending:
             key, started = next(iter(self._pending.items()))
             if started >= horizon:

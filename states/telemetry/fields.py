@@ -125,7 +125,10 @@ def _whole_number(value: object) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # digits int() does not read ("²"), or thousands of them
+            return None
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return None
@@ -168,7 +171,11 @@ def to_utc(moment: datetime, naive_zone: tzinfo) -> datetime:
         moment = moment.replace(tzinfo=naive_zone)
     if moment.tzinfo is UTC:
         return moment
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as error:  # year 1 east of UTC, or year 9999 west of it
+        detail = f"{moment.isoformat()} is outside years 1..9999 in UTC"
+        raise FieldError(BAD_TIMESTAMP, detail) from error
 
 
 def epoch_to_utc(value: float, unit: str) -> datetime:

@@ -88,7 +88,7 @@ class FormatSpec(BaseModel):
                 raise ValueError("kind 'regex' needs a 'pattern' with named groups")
             try:
                 groups = set(re.compile(self.pattern).groupindex)
-            except re.error as error:
+            except (re.error, OverflowError, RecursionError) as error:
                 raise ValueError(f"pattern does not compile: {error}") from error
             if "timestamp" not in groups and "timestamp" not in self.fields:
                 raise ValueError("pattern needs a (?P<timestamp>...) group or a fields entry")

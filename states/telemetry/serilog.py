@@ -73,7 +73,9 @@ class SerilogParser:
             timestamp=serilog_timestamp(match.group("ts"), match.group("zone"), self._rules),
             component=component,
             operation=request_operation(request),
-            duration_ms=float(request.group("elapsed")) if request else None,
+            duration_ms=fields.coerce_duration_ms(float(request.group("elapsed")), 1.0)
+            if request
+            else None,
             status=int(request.group("status")) if request else None,
             level=fields.normalize_level(match.group("level")),
             message=message,

@@ -22,6 +22,7 @@ from typing import Final
 from states.telemetry.records import StackFrame
 
 MAX_CONTINUATION_LINES: Final = 1000
+MAX_LINE_DIGITS: Final = 9  # longer is no line number, and int() refuses thousands of digits
 
 _PYTHON_FRAME = re.compile(r'\s*File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<func>.+))?')
 _JAVA_FRAME = re.compile(
@@ -58,7 +59,7 @@ def parse_frame(line: str) -> StackFrame | None:
     """The frame one trace line names, or None if it names no source location."""
     for pattern in (_PYTHON_FRAME, _JAVA_FRAME, _JS_FRAME):
         match = pattern.match(line)
-        if match is not None:
+        if match is not None and len(match.group("line")) <= MAX_LINE_DIGITS:
             function = (match.group("func") or "<anonymous>").strip().removeprefix("async ")
             return StackFrame(match.group("file"), int(match.group("line")), function)
     return None

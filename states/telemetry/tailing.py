@@ -114,8 +114,8 @@ def read_new_lines(
     cursor = cursor or FileCursor(path=str(path))
     result = ReadResult(cursor=cursor)
     same_file = (st.st_dev, st.st_ino) == (cursor.device, cursor.inode)
-    if same_file and cursor.offset and _head(path) != cursor.head:
-        same_file = False  # the inode was reused by a new file
+    if same_file and cursor.offset and not _head(path).startswith(cursor.head):
+        same_file = False  # the inode was reused by a new file (a short head may have grown)
     offset = cursor.offset
     if not same_file:
         if cursor.inode:

@@ -115,6 +115,7 @@ def run_command(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            errors="replace",
             start_new_session=True,
         )
     except OSError as exc:
@@ -161,16 +162,27 @@ def parse_benchmark(stdout: str) -> BenchmarkReading:
         raise BenchmarkOutputError("benchmark printed nothing")
     try:
         data = json.loads(lines[-1])
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also 4300+ digit numbers, nesting past the stack
         raise BenchmarkOutputError(f"last line is not JSON: {lines[-1][:200]!r}") from exc
     if not isinstance(data, dict):
         raise BenchmarkOutputError("last line is JSON but not an object")
     value = data.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BenchmarkOutputError(f"'value' must be a finite number, got {value!r}")
+    number = _finite(value)
+    if number is None:
+        raise BenchmarkOutputError(f"'value' must be a finite number, got {value!r:.200}")
     return BenchmarkReading(
-        str(data.get("metric", "benchmark")), float(value), bool(data.get("lower_is_better", True))
+        str(data.get("metric", "benchmark")), number, bool(data.get("lower_is_better", True))
     )
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return number if math.isfinite(number) else None
 
 
 def improvement(before: float, after: float, lower_is_better: bool) -> float:
