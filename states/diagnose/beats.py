@@ -29,6 +29,7 @@ from storage.repository import Session
 from storage.tables import WindowRow
 
 CONTEXT_WINDOWS = 20
+HEALTHY_WINDOWS = 3  # the last healthy windows before onset name the healthy version
 
 
 def _snapshot(row: WindowRow) -> WindowSnapshot:
@@ -126,10 +127,15 @@ def find_onset(ctx: BeatContext) -> BeatResult:
             if w.start >= onset:
                 frames.extend(f for f in w.frames if f not in frames)
         fresh = Counter({v: n for v, n in after.items() if v not in before})
+        # What ran when it was last healthy, not what ran longest: an earlier incident's
+        # release may dominate the history while having been the regression itself.
+        last_healthy: Counter[str] = Counter()
+        for w in [w for w in windows if w.start < onset and not w.anomalous][-HEALTHY_WINDOWS:]:
+            last_healthy.update(w.versions)
         return {
             "onset": onset.isoformat(),
             "component": cycle.component,
-            "healthy_version": dominant(before),
+            "healthy_version": dominant(last_healthy) or dominant(before),
             "unhealthy_version": dominant(fresh) or dominant(after),
             "new_versions": sorted(fresh),
             "frames": frames[:20],
