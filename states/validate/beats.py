@@ -8,6 +8,7 @@ so deployers get an ordinary version to roll out.
 
 from __future__ import annotations
 
+import shutil
 import statistics
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,7 @@ def sandbox_checks(ctx: BeatContext) -> BeatResult:
     finally:
         remove_worktree(repo_path, root / "unpatched")
         remove_worktree(repo_path, root / "patched")
+        shutil.rmtree(root, ignore_errors=True)  # else the next start reaps it as a crash's
     return BeatResult(
         output={
             "apply_check": True,
