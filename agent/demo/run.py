@@ -50,6 +50,9 @@ class DemoOptions:
     bake_s: float = 3.0
     timeout_s: float = 110.0
     benchmark_repeats: int = 3
+    keep_fleet: bool = False
+    """Leave the instances running on return, so a caller can still ask them what they run;
+    the caller then stops them with ``stop_fleet(<workspace>/fleet)``."""
 
 
 @dataclass
@@ -248,7 +251,8 @@ def run_demo(ws: Path, opts: DemoOptions, out: Callable[[str], None]) -> DemoRes
     fleet_settings: LocalFleetSettings = settings.deploy.local_fleet  # type: ignore[assignment]
     fleet = LocalFleet(fleet_settings)
     with ExitStack() as stack:
-        stack.callback(stop_fleet, fleet_settings.fleet_dir)
+        if not opts.keep_fleet:
+            stack.callback(stop_fleet, fleet_settings.fleet_dir)
         for target in TARGETS:
             fleet.deploy(target, demo_repo.healthy_sha, timeout_s=30)
         out(
