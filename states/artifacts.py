@@ -13,12 +13,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class _Artifact(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Model(BaseModel):
+    # Non-finite numbers (an infinite histogram quantile, say) are written as the
+    # strings "Infinity"/"NaN" so the artifact reads back instead of holding null.
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+
+class _Artifact(_Model):
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
     cycle_id: str
 
 
-class WindowSnapshot(BaseModel):
+class WindowSnapshot(_Model):
     """One window as detection saw it."""
 
     component: str
@@ -41,7 +47,7 @@ class TelemetryArtifact(_Artifact):
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
-class AnomalyEntry(BaseModel):
+class AnomalyEntry(_Model):
     """One anomaly of the cycle."""
 
     fingerprint: str
@@ -66,7 +72,7 @@ class AnomaliesArtifact(_Artifact):
     anomalies: list[AnomalyEntry]
 
 
-class SuspectEntry(BaseModel):
+class SuspectEntry(_Model):
     """One ranked suspect commit with the contribution of every feature."""
 
     commit: str
@@ -81,7 +87,7 @@ class SuspectEntry(BaseModel):
     line: int | None = None
 
 
-class Candidate(BaseModel):
+class Candidate(_Model):
     """One fix to try, in order."""
 
     strategy: Literal["revert_commit", "redeploy_version"]
@@ -129,7 +135,7 @@ class PatchArtifact(_Artifact):
     pattern_used: bool = False
 
 
-class CommandRun(BaseModel):
+class CommandRun(_Model):
     """One command run in the sandbox."""
 
     argv: list[str]
@@ -159,7 +165,7 @@ class ValidationArtifact(_Artifact):
     runs: list[CommandRun]
 
 
-class WaveEntry(BaseModel):
+class WaveEntry(_Model):
     """One wave: targets, when, and its gate."""
 
     index: int
@@ -179,7 +185,7 @@ class DeploymentArtifact(_Artifact):
     final_versions: dict[str, str | None]
 
 
-class PatternEntry(BaseModel):
+class PatternEntry(_Model):
     """One learned pattern."""
 
     signature: str
