@@ -31,6 +31,7 @@ from states.artifacts import (
     PatternsArtifact,
     TelemetryArtifact,
     ValidationArtifact,
+    WindowSnapshot,
 )
 from states.deploy.local_fleet import LocalFleet, stop_fleet
 from states.git import worktrees_under
@@ -213,28 +214,36 @@ def test_bad_fix_run_reports_a_rollback(bad_fix: DemoRun) -> None:
 # --- what the agent saw and concluded ---------------------------------------------
 
 
-def test_telemetry_shows_the_catalog_p95_rising_at_onset(run: DemoRun) -> None:
-    telemetry, anomalies = run.artifacts["telemetry"], run.artifacts["anomalies"]
-    assert isinstance(telemetry, TelemetryArtifact) and isinstance(anomalies, AnomaliesArtifact)
-    onset = anomalies.anomalies[0].onset
-    catalog = [w for w in telemetry.windows if w.component == "catalog" and not w.instance]
-    before = [w.p95_ms for w in catalog if w.start < onset and w.p95_ms is not None]
-    after = [w for w in catalog if w.start >= onset and w.p95_ms is not None]
-    assert len(before) >= 3 and after
-    baseline = statistics.median(before)
+def test_telemetry_shows_the_catalog_p95_rising_with_the_release(run: DemoRun) -> None:
+    telemetry = run.artifacts["telemetry"]
+    assert isinstance(telemetry, TelemetryArtifact)
+    catalog = [
+        w
+        for w in telemetry.windows
+        if w.component == "catalog" and not w.instance and w.p95_ms is not None
+    ]
+
+    def release_share(window: WindowSnapshot) -> float:
+        return window.versions.get(run.release_head, 0) / max(1, sum(window.versions.values()))
+
+    healthy = [w.p95_ms or 0.0 for w in catalog if release_share(w) == 0]
+    regressed = [w.p95_ms or 0.0 for w in catalog if release_share(w) > 0.5]
+    assert len(healthy) >= 3 and regressed
+    baseline = statistics.median(healthy)
     assert baseline < SLO_P95_MS
-    assert max(w.p95_ms or 0.0 for w in after) > max(SLO_P95_MS, 10 * baseline)
-    # The onset is not placed before the release served its first catalog request.
-    assert min(w.start for w in catalog if run.release_head in w.versions) <= onset
+    # How slow the culprit is depends on the machine; against the baseline it is always stark.
+    assert min(regressed) > 10 * baseline
 
 
 def test_anomalies_name_catalog_p95_latency(run: DemoRun) -> None:
     anomalies = run.artifacts["anomalies"]
     assert isinstance(anomalies, AnomaliesArtifact)
-    first = anomalies.anomalies[0]
-    assert (first.component, first.metric, first.category) == ("catalog", "p95_ms", "latency")
-    assert first.consecutive_windows >= 3  # detect.persist_windows in the demo's config
-    assert first.value > first.threshold
+    latency = [a for a in anomalies.anomalies if (a.component, a.metric) == ("catalog", "p95_ms")]
+    assert len(latency) == 1
+    assert (latency[0].category, latency[0].fingerprint) == ("latency", "catalog:p95_ms")
+    assert latency[0].consecutive_windows >= 3  # detect.persist_windows in the demo's config
+    assert latency[0].baseline is not None
+    assert latency[0].value > max(latency[0].threshold, 10 * latency[0].baseline)
 
 
 def test_diagnosis_names_the_culprit_commit_file_and_a_changed_line(run: DemoRun) -> None:
