@@ -119,7 +119,7 @@ class TestRefusedFiles:
                     reason=f"filler {i} " + "x" * 300,
                     target_state=None,
                     force=False,
-                    actor="test",
+                    requested_by="test",
                     now=NOW,
                 )
 
@@ -231,7 +231,7 @@ WRITER = textwrap.dedent(
             )
             repo.queue_command(
                 session, verb="pause", reason=f"{name} {i}", target_state=None, force=False,
-                actor=name, now=datetime.now(UTC),
+                requested_by=name, now=datetime.now(UTC),
             )
         db.transact(write)
     print("done", time.monotonic(), flush=True)
