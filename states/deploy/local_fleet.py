@@ -286,6 +286,7 @@ def stop_fleet(fleet_dir: Path, *, timeout_s: float = 5.0) -> list[str]:
     target before raising for those whose process would not stop.
     """
     cleared, failures = [], []
+    collect_exited_instances()
     for path in sorted((fleet_dir / "targets").glob("*.json")):
         state = _read_state(path)
         try:
@@ -296,6 +297,7 @@ def stop_fleet(fleet_dir: Path, *, timeout_s: float = 5.0) -> list[str]:
             continue
         path.unlink(missing_ok=True)
         cleared.append(path.stem)
+    collect_exited_instances()
     if failures:
         raise DeployError("; ".join(failures))
     return cleared
@@ -402,6 +404,15 @@ def _wait_until_gone(state: TargetState, wait_s: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(_POLL_S / 2)
+
+
+def collect_exited_instances() -> int:
+    """Collect every instance this process started that has exited since (another
+    process, such as the daemon, may have replaced it); returns how many."""
+    exited = [pid for pid, child in _STARTED.items() if child.poll() is not None]
+    for pid in exited:
+        _STARTED.pop(pid, None)
+    return len(exited)
 
 
 def _reap(pid: int) -> None:

@@ -60,11 +60,5 @@ def kill_leftovers(workspace: Path) -> dict[int, str]:
 
 
 def collect_exited_instances() -> None:
-    """Let the local fleet's own handles collect instances this process started that exited.
-
-    An instance this process started and another process (the daemon) stopped
-    is never waited for by the fleet, so it would stay a zombie until the test
-    session ends; polling its ``Popen`` handle collects it and records its status.
-    """
-    for process in list(local_fleet._STARTED.values()):
-        process.poll()
+    """Collect instances this process started that another process (the daemon) stopped."""
+    local_fleet.collect_exited_instances()
