@@ -69,8 +69,9 @@ def run(settings: Settings) -> int:
     notifier = Notifier()
     heartbeat = Heartbeat()
     with DataDirLock(settings.agent.data_dir):
-        reap(settings)
         rt = engine.open_runtime(settings, stop)
+        reap(settings, rt.db)
+        engine.prune_closed_cycles(rt)
         scheduler = BackgroundScheduler(
             timezone="UTC", job_defaults={"max_instances": 1, "coalesce": True}
         )

@@ -28,6 +28,7 @@ from states.progression import Runtime, Step, advance
 from states.settings import Settings
 from states.telemetry.ingest import has_new_telemetry
 from storage import repository as repo
+from storage import retention
 from storage.db import Database, open_database
 from storage.repository import Session
 from storage.tables import CommandRow
@@ -88,6 +89,7 @@ class TickReport:
     steps: list[Step] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     polled: bool = False
+    pruned: retention.Pruned = field(default_factory=retention.Pruned)
 
     @property
     def final_state(self) -> str:
@@ -160,7 +162,25 @@ def tick(rt: Runtime) -> TickReport:
         report.steps.append(step)
         if step.kind in ("waiting", "blocked"):
             break
+    if any(s.kind == "transitioned" and s.state == machine.IDLE for s in report.steps):
+        report.pruned = prune_closed_cycles(rt)
     return report
+
+
+def prune_closed_cycles(rt: Runtime) -> retention.Pruned:
+    """Drop closed cycles beyond ``agent.keep_cycles`` (never fewer than a day's budget of them,
+    which the budget counts) with their artifact directories."""
+    keep = max(rt.settings.agent.keep_cycles, rt.settings.agent.max_cycles_per_day)
+    pruned = retention.prune_cycles(rt.db, rt.settings.agent.data_dir / "cycles", keep)
+    if pruned:
+        log.info(
+            "pruned closed cycles",
+            cycles=pruned.cycles,
+            directories=pruned.directories,
+            anomalies=pruned.anomalies,
+            keep=keep,
+        )
+    return pruned
 
 
 def close_runtime(rt: Runtime) -> None:

@@ -6,26 +6,32 @@ waits), the last error and the output. A finished beat is never run again;
 a beat found ``running`` after a restart was interrupted, counts as an
 attempt, and runs again (handlers are idempotent). When every beat has
 finished, the phase's completion trigger moves the machine on.
+
+A wait is decided on the monotonic clock, not by comparing ``not_before``
+with wall time: the checkpoint also stores the wait as a countdown
+(``Countdown``), so a wall clock stepped by hours neither cuts a wait
+short nor stretches it; ``not_before`` stays as the wall-time estimate people read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from sequences.schema import BeatSpec, SequenceSpec
 from states import failpoints, machine, steering
-from states.clock import Clock
+from states.clock import Clock, Countdown, resume_countdown, start_countdown
 from states.context import ArtifactWriter, BeatContext
 from states.deploy.deployers import Deployer
 from states.execution import Outcome, Status, execute_beat_once
 from states.registry import handler
 from states.settings import Settings
 from storage import repository as repo
+from storage import timers
 from storage.db import Database
 from storage.repository import Session
 from storage.tables import BeatRunRow
@@ -112,6 +118,7 @@ def _checkpoint(
     )
     run.error = outcome.error
     run.not_before = outcome.not_before
+    _store_wait(session, rt, wait_key(entry_id, beat.id), outcome.not_before, now)
     if outcome.status in (Status.FINISHED, Status.WAITING):
         run.output = outcome.output
         _apply_cycle_updates(session, cycle_id, outcome.cycle_updates)
@@ -124,6 +131,49 @@ def _checkpoint(
     else:
         _fail(session, rt, beat, run, now, outcome.error)
     session.add(run)
+
+
+def wait_key(entry_id: int, beat_id: str) -> str:
+    """The countdown key of one beat's wait within one phase visit."""
+    return f"beat:{entry_id}:{beat_id}"
+
+
+def _store_wait(
+    session: Session, rt: Runtime, key: str, not_before: datetime | None, now: datetime
+) -> None:
+    if not_before is None:
+        timers.drop_timer(session, key)
+        return
+    countdown = start_countdown(rt.clock, (not_before - now).total_seconds())
+    timers.set_timer(
+        session,
+        key,
+        duration_s=countdown.duration_s,
+        started_mono=countdown.started_mono,
+        boot_id=countdown.boot_id,
+        now=now,
+    )
+
+
+def _wait_left_s(rt: Runtime, key: str, not_before: datetime, now: datetime) -> float:
+    """Seconds the beat still waits: its countdown's, or wall time for a wait stored without one."""
+    row = rt.db.query(lambda s: timers.timer(s, key))
+    if row is None:
+        return (not_before - now).total_seconds()
+    stored = Countdown(row.duration_s, row.started_mono, row.boot_id)
+    kept, left = resume_countdown(stored, rt.clock)
+    if kept != stored:
+        rt.db.transact(
+            lambda s: timers.set_timer(
+                s,
+                key,
+                duration_s=kept.duration_s,
+                started_mono=kept.started_mono,
+                boot_id=kept.boot_id,
+                now=now,
+            )
+        )
+    return left
 
 
 def _fail(
@@ -168,14 +218,16 @@ def advance(rt: Runtime) -> Step:
         dest = rt.db.transact(lambda s: _complete_phase(s, rt, state.state))
         return Step("transitioned", dest, detail=f"{state.state} complete")
     run = runs.get(beat.id)
-    if run is not None and run.not_before is not None and run.not_before > now:
-        return Step(
-            "waiting",
-            state.state,
-            beat.id,
-            detail=str(run.output.get("wait_reason", run.error)),
-            until=run.not_before,
-        )
+    if run is not None and run.not_before is not None:
+        left = _wait_left_s(rt, wait_key(state.entry_id, beat.id), run.not_before, now)
+        if left > 0:
+            return Step(
+                "waiting",
+                state.state,
+                beat.id,
+                detail=str(run.output.get("wait_reason", run.error)),
+                until=now + timedelta(seconds=left),
+            )
     return _run_beat(rt, spec, beat, state.entry_id, state.cycle_id, runs)
 
 

@@ -49,6 +49,12 @@ class AgentSettings(_Section):
     keep_idle_transitions: int = Field(
         default=500, ge=10, description="Poll transitions kept outside cycles."
     )
+    keep_cycles: int = Field(
+        default=50,
+        ge=1,
+        description="Closed cycles whose rows and artifact directories are kept; older ones are "
+        "pruned (never fewer than max_cycles_per_day, nor a component's latest cycle).",
+    )
 
 
 class SourceSettings(_Section):

@@ -181,6 +181,15 @@ def _initialise_or_check_version(db: Database) -> None:
             f"{SCHEMA_VERSION}. Run the selfheal release that matches it, or move the data "
             "directory aside to start afresh."
         )
+    _add_missing_tables(db)
+
+
+def _add_missing_tables(db: Database) -> None:
+    """Create tables added to this schema version since the file was made (never alters one)."""
+    if set(SQLModel.metadata.tables) <= set(inspect(db._writer).get_table_names()):
+        return
+    with db.write() as session:
+        SQLModel.metadata.create_all(session.connection(), checkfirst=True)
 
 
 def open_database(path: Path) -> Database:

@@ -413,3 +413,14 @@ def agent_deployments(session: Session, since: datetime | None = None) -> list[D
 def summary_update(row: CycleRow, **fields: Any) -> None:
     """Merge fields into a cycle's summary (a new dict, so the JSON column is marked dirty)."""
     row.summary = {**row.summary, **fields}
+
+
+def unconfirmed_deploy_actions(session: Session) -> list[DeployActionRow]:
+    """Intents of open cycles whose change was never confirmed (a run died in between)."""
+    stmt = (
+        select(DeployActionRow)
+        .join(CycleRow, col(CycleRow.id) == col(DeployActionRow.cycle_id))
+        .where(DeployActionRow.status != "done", col(CycleRow.closed_at).is_(None))
+        .order_by(col(DeployActionRow.id))
+    )
+    return list(session.exec(stmt))

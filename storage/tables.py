@@ -283,3 +283,15 @@ class WaveRow(SQLModel, table=True):
     applied_at: datetime | None = _at(default=None)
     bake_until: datetime | None = _at(default=None)
     gate: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+
+
+class TimerRow(SQLModel, table=True):
+    """A durable countdown (a bake, a beat's wait): how long, from which monotonic reading
+    of which boot. Wall time can jump; these readings cannot, within one boot."""
+
+    __tablename__ = "timer"
+    key: str = Field(primary_key=True)
+    duration_s: float
+    started_mono: float
+    boot_id: str
+    started_at: datetime = _at()

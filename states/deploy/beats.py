@@ -4,7 +4,10 @@ Exactly-once per target rests on two rules: an intent row is written before a
 target is touched, and whether the change happened is always asked of the
 target itself. A resumed rollout therefore never deploys a target that
 already runs the version, and never forgets one that was half done.
-Bakes are durable waits (``not_before``), not sleeps.
+Bakes are durable waits (``not_before``), not sleeps, and are timed on the
+monotonic clock: each wave's bake is a stored countdown (``bake_until`` is only
+the wall-time estimate), so a wall clock stepped by hours during a bake
+neither ends it early (skipping the evidence) nor holds the rollout for hours.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from typing import Any
 
 from states import failpoints
 from states.artifacts import DeploymentArtifact, WaveEntry
+from states.clock import Countdown, resume_countdown, start_countdown
 from states.context import BeatContext, BeatResult, PermanentError, TemporaryError
 from states.deploy.deployers import Deployer, DeployError
 from states.deploy.rollout import GateLimits, GateVerdict, GroupHealth, judge_gate, plan_waves
 from states.registry import beat
 from states.telemetry.ingest import close_due_windows, poll_sources
 from storage import repository as repo
+from storage import timers
 from storage.repository import Session
 from storage.tables import CycleRow, DeployActionRow, WaveRow, WindowRow
 
@@ -132,17 +137,14 @@ def _apply_wave(ctx: BeatContext, deployer: Deployer, cycle: CycleRow, wave: Wav
         row = _intent(ctx, cycle, wave, target, "deploy", version, previous.get(target))
         move_target(ctx, deployer, row)
         ctx.log.info("target updated", target=target, version=version, wave=wave.index)
-    now = ctx.clock.now()
-    _update_wave(
-        ctx,
-        wave,
-        status="baking",
-        applied_at=now,
-        bake_until=now + timedelta(seconds=ctx.settings.deploy.bake_s),
-    )
+    _start_bake(ctx, wave, ctx.settings.deploy.bake_s, status="baking", applied_at=ctx.clock.now())
 
 
-def _update_wave(ctx: BeatContext, wave: WaveRow, **fields: Any) -> None:
+def _update_wave(
+    ctx: BeatContext, wave: WaveRow, *, bake: Countdown | None = None, **fields: Any
+) -> None:
+    """Change the wave's fields (and its bake countdown) in one transaction."""
+
     def write(session: Session) -> None:
         row = session.get(WaveRow, wave.id)
         if row is None:
@@ -150,10 +152,51 @@ def _update_wave(ctx: BeatContext, wave: WaveRow, **fields: Any) -> None:
         for key, value in fields.items():
             setattr(row, key, value)
         session.add(row)
+        if bake is not None:
+            _store_bake(session, ctx, wave, bake)
 
     ctx.db.transact(write)
     for key, value in fields.items():
         setattr(wave, key, value)
+
+
+def bake_key(cycle_id: str, index: int) -> str:
+    """The countdown key of one wave's bake."""
+    return f"bake:{cycle_id}:{index}"
+
+
+def _store_bake(session: Session, ctx: BeatContext, wave: WaveRow, bake: Countdown) -> None:
+    timers.set_timer(
+        session,
+        bake_key(wave.cycle_id, wave.index),
+        duration_s=bake.duration_s,
+        started_mono=bake.started_mono,
+        boot_id=bake.boot_id,
+        now=ctx.clock.now(),
+    )
+
+
+def _start_bake(ctx: BeatContext, wave: WaveRow, duration_s: float, **fields: Any) -> None:
+    """Start (or extend) the wave's bake: its countdown, and ``bake_until`` for people to read."""
+    bake = start_countdown(ctx.clock, duration_s)
+    until = ctx.clock.now() + timedelta(seconds=bake.duration_s)
+    _update_wave(ctx, wave, bake=bake, bake_until=until, **fields)
+
+
+def _bake_left_s(ctx: BeatContext, wave: WaveRow) -> float:
+    """Seconds the wave still bakes, on the monotonic clock (restarted in full after a reboot)."""
+    if wave.bake_until is None:
+        return 0.0
+    row = ctx.db.query(lambda s: timers.timer(s, bake_key(wave.cycle_id, wave.index)))
+    if row is None:  # baking since before bakes had countdowns: at most one full bake from now
+        wall_left = (wave.bake_until - ctx.clock.now()).total_seconds()
+        stored = start_countdown(ctx.clock, min(max(wall_left, 0.0), ctx.settings.deploy.bake_s))
+    else:
+        stored = Countdown(row.duration_s, row.started_mono, row.boot_id)
+    kept, left = resume_countdown(stored, ctx.clock)
+    if row is None or kept != stored:
+        ctx.db.transact(lambda s: _store_bake(s, ctx, wave, kept))
+    return left
 
 
 def group_health(windows: list[WindowRow]) -> GroupHealth:
@@ -226,18 +269,20 @@ def roll_out(ctx: BeatContext) -> BeatResult:
         if wave.status in ("planned", "applying"):
             _update_wave(ctx, wave, status="applying")
             _apply_wave(ctx, deployer, cycle, wave)
-        now = ctx.clock.now()
-        if wave.bake_until is not None and now < wave.bake_until:
+        left = _bake_left_s(ctx, wave)
+        if left > 0:
             return BeatResult(
-                wait_until=wave.bake_until, wait_reason=f"baking wave {wave.index + 1}/{len(waves)}"
+                wait_until=ctx.clock.now() + timedelta(seconds=left),
+                wait_reason=f"baking wave {wave.index + 1}/{len(waves)}",
             )
         extensions = int(wave.gate.get("extensions", 0))
         verdict = _gate(ctx, cycle, wave, waves)
         if verdict.passed is None and extensions < ctx.settings.deploy.max_bake_extensions:
-            until = now + timedelta(seconds=max(ctx.settings.deploy.bake_s / 2, 1.0))
-            _update_wave(ctx, wave, bake_until=until, gate=_gate_record(verdict, extensions + 1))
+            extension = max(ctx.settings.deploy.bake_s / 2, 1.0)
+            _start_bake(ctx, wave, extension, gate=_gate_record(verdict, extensions + 1))
             return BeatResult(
-                wait_until=until, wait_reason=f"wave {wave.index + 1}: {'; '.join(verdict.reasons)}"
+                wait_until=ctx.clock.now() + timedelta(seconds=extension),
+                wait_reason=f"wave {wave.index + 1}: {'; '.join(verdict.reasons)}",
             )
         if verdict.passed is None:
             verdict = GateVerdict(
