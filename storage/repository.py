@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, insert
 from sqlmodel import Session, col, select
 
 from storage.tables import (
@@ -24,6 +24,7 @@ from storage.tables import (
     CycleRow,
     DeployActionRow,
     PatternRow,
+    TemplateStateRow,
     TransitionRow,
     WaveRow,
     WindowRow,
@@ -217,6 +218,21 @@ def cursors(session: Session) -> dict[str, CursorRow]:
     return {row.key: row for row in session.exec(select(CursorRow))}
 
 
+def template_state(session: Session, source: str) -> dict[str, Any] | None:
+    """The stored template-miner state of one source, if it has mined anything."""
+    row = session.get(TemplateStateRow, source)
+    return None if row is None else dict(row.state)
+
+
+def store_template_state(
+    session: Session, source: str, state: dict[str, Any], templates: int, now: datetime
+) -> None:
+    """Replace one source's template-miner state, in the caller's transaction."""
+    row = session.get(TemplateStateRow, source) or TemplateStateRow(source=source, updated_at=now)
+    row.state, row.templates, row.updated_at = state, templates, now
+    session.add(row)
+
+
 def windows_for_keys(
     session: Session, keys: Sequence[tuple[str, str, datetime]]
 ) -> dict[tuple[str, str, datetime], WindowRow]:
@@ -232,6 +248,12 @@ def windows_for_keys(
         if key in wanted:
             found[key] = row
     return found
+
+
+def insert_windows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert new windows (column values by name) in one batched statement."""
+    if rows:
+        session.exec(insert(WindowRow), params=list(rows))
 
 
 def open_windows(session: Session) -> list[WindowRow]:

@@ -157,7 +157,14 @@ class CursorRow(SQLModel, table=True):
 
 
 class WindowRow(SQLModel, table=True):
-    """One fixed time window of one component (``instance`` empty for all instances together)."""
+    """One fixed time window of one component (``instance`` empty for all instances together).
+
+    Latencies are ``samples`` (exact) while a window has few, then ``sketch``
+    (a bounded relative-error histogram, see ``states.telemetry.sketches``).
+    ``templates`` counts mined messages by ``<source>:<template id>`` (top
+    keys, the rest under ``other``); ``new_templates`` lists the templates
+    first seen in this window.
+    """
 
     __tablename__ = "metric_window"
     __table_args__ = (UniqueConstraint("component", "instance", "start"),)
@@ -180,6 +187,19 @@ class WindowRow(SQLModel, table=True):
     samples: list[float] = Field(default_factory=list, sa_column=_json_column())
     versions: dict[str, int] = Field(default_factory=dict, sa_column=_json_column())
     frames: list[list[Any]] = Field(default_factory=list, sa_column=_json_column())
+    sketch: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    templates: dict[str, int] = Field(default_factory=dict, sa_column=_json_column())
+    new_templates: list[str] = Field(default_factory=list, sa_column=_json_column())
+
+
+class TemplateStateRow(SQLModel, table=True):
+    """A source's template miner (templates, sizes, id counter), written with its cursors."""
+
+    __tablename__ = "telemetry_templates"
+    source: str = Field(primary_key=True)
+    templates: int = 0
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    updated_at: datetime = _at()
 
 
 class AnomalyRow(SQLModel, table=True):

@@ -1,8 +1,14 @@
 """Phase 1 beats: read every source, fold records into windows, close finished windows.
 
-A poll of one file is one transaction: the windows it touched and the file's
-cursor move together, so a crash can neither lose nor double-count lines.
+A poll of one file is one transaction: the windows it touched, the file's
+cursor and its source's template miner move together, so a crash can neither
+lose nor double-count lines (nor teach the miner a message twice).
 Malformed lines are counted per source and reason on the cursor and skipped.
+
+Lines are folded into per-window tallies as they are parsed (``folding``);
+plain JSON lines take a path that builds no record at all (``json_ingest``),
+and every other line the general one, with the same outcome. Which messages
+are mined into templates is decided in ``window_templates``.
 """
 
 from __future__ import annotations
@@ -14,17 +20,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from states.context import BeatContext, BeatResult
 from states.registry import beat
 from states.settings import Settings, SourceSettings
+from states.telemetry import window_templates
 from states.telemetry.fields import Rejection
+from states.telemetry.folding import TimeBounds, WindowFolder
 from states.telemetry.formats import FormatSpec, LineParser, MultilineParser, make_parser
+from states.telemetry.json_ingest import JsonFastPath
 from states.telemetry.prometheus import metric_sources_due, poll_metric_sources
 from states.telemetry.records import Record
+from states.telemetry.sketches import merge_latencies, window_quantiles
 from states.telemetry.tailing import FileCursor, has_new_bytes, read_new_lines
-from states.telemetry.windows import PartialWindow, closes_at, fold, health_score, quantiles
+from states.telemetry.window_templates import SourceTemplates
+from states.telemetry.windows import PartialWindow, closes_at, health_score
 from storage import repository as repo
 from storage.db import Database
 from storage.repository import Session
@@ -125,17 +136,91 @@ def _parse(
     return records, rejected
 
 
-def _merge(row: WindowRow, part: PartialWindow) -> None:
+def _fold_lines(
+    spec: FormatSpec,
+    parser: LineParser,
+    lines: list[bytes],
+    folder: WindowFolder,
+    bounds: TimeBounds,
+    mining: SourceTemplates | None,
+) -> Counter[str]:
+    """Parse and fold one poll's lines; returns the rejections by reason."""
+    rejected: Counter[str] = Counter()
+
+    def fold_result(parsed: Record | Rejection) -> None:
+        if isinstance(parsed, Rejection):
+            rejected[parsed.reason] += 1
+        elif parsed.timestamp > bounds.latest:
+            rejected["future_timestamp"] += 1
+        elif parsed.timestamp < bounds.oldest:
+            rejected["too_old"] += 1
+        else:
+            folder.add_record(parsed, None if mining is None else mining.hit(parsed))
+
+    fast = JsonFastPath.for_parser(parser) if spec.kind == "json" else None
+    if fast is None:
+        for parsed in _results(spec, parser, lines):
+            fold_result(parsed)
+        return rejected
+
+    def general(raw: bytes) -> None:
+        if raw.strip():
+            parsed = parser.parse(raw)
+            if parsed is not None:
+                fold_result(parsed)
+
+    fast.fold(lines, folder, bounds, rejected, general, mine_severe=mining is not None)
+    return rejected
+
+
+class _Window(Protocol):
+    """What merging needs of a window: a stored ``WindowRow`` or a ``NewWindow``."""
+
+    count: int
+    errors: int
+    samples: list[float]
+    sketch: dict[str, Any]
+    versions: dict[str, int]
+    frames: list[list[Any]]
+    templates: dict[str, int]
+    new_templates: list[str]
+
+
+@dataclass
+class NewWindow:
+    """A window this poll creates; inserted with the others in one statement."""
+
+    component: str
+    instance: str
+    start: datetime
+    end: datetime
+    count: int = 0
+    errors: int = 0
+    samples: list[float] = field(default_factory=list)
+    sketch: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    frames: list[list[Any]] = field(default_factory=list)
+    templates: dict[str, int] = field(default_factory=dict)
+    new_templates: list[str] = field(default_factory=list)
+
+
+def _merge(row: _Window, part: PartialWindow) -> None:
     row.count += part.count
     row.errors += part.errors
-    row.samples = [*row.samples, *part.samples]
-    versions = dict(row.versions)
-    for version, count in part.versions.items():
-        versions[version] = versions.get(version, 0) + count
-    row.versions = versions
-    frames = list(row.frames)
-    frames.extend(f for f in part.frames if f not in frames)
-    row.frames = frames[:20]
+    row.samples, row.sketch = merge_latencies(row.samples, row.sketch, part.samples, part.sketch)
+    if part.versions:
+        versions = dict(row.versions)
+        for version, count in part.versions.items():
+            versions[version] = versions.get(version, 0) + count
+        row.versions = versions
+    if part.frames:
+        frames = list(row.frames)
+        frames.extend(f for f in part.frames if f not in frames)
+        row.frames = frames[:20]
+    if part.templates:
+        row.templates = window_templates.merge_counts(row.templates, part.templates)
+    if part.new_templates:
+        row.new_templates = window_templates.merge_new(row.new_templates, part.new_templates)
 
 
 def store_poll(
@@ -149,23 +234,16 @@ def store_poll(
     rejected: Counter[str],
     window_s: float,
     now: datetime,
-) -> None:
-    """Merge one file's poll into the windows and advance its cursor, atomically."""
-    existing = repo.windows_for_keys(session, list(partials))
-    for (component, instance, start), part in partials.items():
-        row = existing.get((component, instance, start))
-        if row is not None and row.closed:
-            rejected["late"] += part.count if instance == "" else 0
-            continue
-        if row is None:
-            row = WindowRow(
-                component=component,
-                instance=instance,
-                start=start,
-                end=start + timedelta(seconds=window_s),
-            )
-        _merge(row, part)
-        session.add(row)
+    templates: SourceTemplates | None = None,
+) -> int:
+    """Merge one file's poll into the windows and advance its cursor, atomically.
+
+    ``templates`` is the source's miner after this poll, stored in the same
+    transaction so that it has learned exactly the lines the cursor passed.
+    Returns how many records arrived for windows already closed ("late"),
+    which are counted on the cursor with ``rejected``.
+    """
+    late = _store_windows(session, partials, window_s)
     stored = session.get(CursorRow, key) or CursorRow(
         key=key, source=source, path=cursor.path, updated_at=now
     )
@@ -177,20 +255,53 @@ def store_poll(
     )
     stored.lines += lines
     counts = dict(stored.rejected)
-    for reason, count in rejected.items():
+    for reason, count in (rejected + Counter(late=late)).items():
         counts[reason] = counts.get(reason, 0) + count
     stored.rejected = counts
     stored.updated_at = now
     session.add(stored)
+    if templates is not None:
+        state = templates.state()
+        count = templates.miner.template_count()
+        repo.store_template_state(session, templates.source, state, count, now)
+    return late
+
+
+def _store_windows(
+    session: Session, partials: dict[tuple[str, str, datetime], PartialWindow], window_s: float
+) -> int:
+    """Merge partial windows into stored ones, insert the new ones in one batch; returns late."""
+    existing = repo.windows_for_keys(session, list(partials))
+    width = timedelta(seconds=window_s)
+    created: list[NewWindow] = []
+    late = 0
+    for (component, instance, start), part in partials.items():
+        row = existing.get((component, instance, start))
+        if row is None:
+            new = NewWindow(component, instance, start, start + width)
+            _merge(new, part)
+            created.append(new)
+        elif row.closed:
+            late += part.count if instance == "" else 0
+        else:
+            _merge(row, part)
+            session.add(row)
+    repo.insert_windows(session, [vars(new) for new in created])
+    return late
 
 
 def poll_sources(settings: Settings, db: Database, now: datetime) -> PollReport:
     """Read every source once; one bad file is reported and never stops the others."""
     report = PollReport()
     cursors = db.query(repo.cursors)
-    oldest = now - timedelta(seconds=settings.telemetry.retention_s)
+    bounds = TimeBounds(
+        oldest=now - timedelta(seconds=settings.telemetry.retention_s),
+        latest=now + FUTURE_TOLERANCE,
+    )
+    window_s = settings.telemetry.window_s
     for source in settings.telemetry.sources:
         parser = make_parser(source.format)
+        mining: SourceTemplates | None = None
         files = source_files(source)
         if not files:
             report.errors[source.name] = f"no file matches {', '.join(source.paths)}"
@@ -209,29 +320,40 @@ def poll_sources(settings: Settings, db: Database, now: datetime) -> PollReport:
             except OSError as exc:
                 report.errors[key] = f"cannot read: {exc}"
                 continue
-            records, rejected = _parse(source.format, parser, result.lines, now, oldest)
+            if mining is None and window_templates.mines_any(source.format.kind):
+                mining = _restored_templates(db, source)
+            folder = WindowFolder(window_s)
+            rejected = _fold_lines(source.format, parser, result.lines, folder, bounds, mining)
             if result.too_long:
                 rejected["too_long"] += result.too_long
-            partials = fold(records, settings.telemetry.window_s)
-            db.transact(
+            late = db.transact(
                 functools.partial(
                     store_poll,
                     key=key,
                     source=source.name,
                     cursor=result.cursor,
-                    partials=partials,
+                    partials=folder.partials(),
                     lines=len(result.lines) + result.too_long,
                     rejected=rejected,
-                    window_s=settings.telemetry.window_s,
+                    window_s=window_s,
                     now=now,
+                    templates=mining,
                 )
             )
+            if late:
+                rejected["late"] += late
             report.files_read += 1
             report.lines += len(result.lines) + result.too_long
-            report.records += len(records)
+            report.records += folder.records
             report.rejected.update(rejected)
     _poll_metrics(settings, db, now, report)
     return report
+
+
+def _restored_templates(db: Database, source: SourceSettings) -> SourceTemplates:
+    """The source's miner as its last committed poll left it."""
+    state = db.query(lambda session: repo.template_state(session, source.name))
+    return SourceTemplates.restored(source.name, source.format.kind, state)
 
 
 def _poll_metrics(settings: Settings, db: Database, now: datetime, report: PollReport) -> None:
@@ -244,12 +366,12 @@ def _poll_metrics(settings: Settings, db: Database, now: datetime, report: PollR
 
 
 def close_window(row: WindowRow, settings: Settings) -> None:
-    """Compute a finished window's statistics and drop its samples."""
+    """Compute a finished window's statistics and drop its samples (or sketch)."""
     slo = settings.component(row.component).slo_p95_ms
     row.error_rate = row.errors / row.count if row.count else 0.0
-    row.p50, row.p95, row.p99 = quantiles(row.samples, (0.5, 0.95, 0.99))
+    row.p50, row.p95, row.p99 = window_quantiles(row.samples, row.sketch, (0.5, 0.95, 0.99))
     row.health = health_score(row.error_rate, row.p95, slo) if row.count else None
-    row.samples = []
+    row.samples, row.sketch = [], {}
     row.closed = True
 
 

@@ -23,6 +23,16 @@ class JsonLinesParser:
         self._builder = builder
         self._max_bytes = max_bytes
 
+    @property
+    def builder(self) -> RecordBuilder:
+        """The field mapping this parser applies to each decoded object."""
+        return self._builder
+
+    @property
+    def max_bytes(self) -> int:
+        """Longer lines are rejected as too long."""
+        return self._max_bytes
+
     def parse(self, raw: bytes) -> Record | Rejection:
         """One record, or the reason this line is not one."""
         if len(raw) > self._max_bytes:

@@ -48,10 +48,11 @@ DEFAULT_FIELDS: Final[dict[str, tuple[str, ...]]] = {
 Path = tuple[str, ...]
 
 # Canonical levels by their common spellings, for a lookup without a call.
-_LEVELS: Final[dict[str, str]] = {
+LEVEL_SPELLINGS: Final[dict[str, str]] = {
     **fields.LEVELS,
     **{name.upper(): level for name, level in fields.LEVELS.items()},
 }
+_LEVELS: Final = LEVEL_SPELLINGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,21 @@ def compile_paths(
         target: tuple(tuple(name.split(".")) if dotted else (name,) for name in names)
         for target, names in mapping.items()
     }
+
+
+def single_names(rules: BuildRules) -> dict[str, tuple[str, ...]] | None:
+    """Each target's candidate keys when no path is dotted, else None.
+
+    A hot path can then read a target with one ``dict.get`` per candidate
+    instead of calling ``lookup`` (which also walks nested paths).
+    """
+    names: dict[str, tuple[str, ...]] = {}
+    for target in TARGETS:
+        paths = rules.paths.get(target, ())
+        if any(len(path) != 1 for path in paths):
+            return None
+        names[target] = tuple(path[0] for path in paths)
+    return names
 
 
 def lookup(values: Mapping[str, object], paths: tuple[Path, ...]) -> object:
@@ -114,6 +130,11 @@ class RecordBuilder:
         self._instance = paths.get("instance", ())
         self._stack = paths.get("stack", ())
         self._iso_first = rules.timestamp_formats[:1] == ("iso8601",)
+
+    @property
+    def rules(self) -> BuildRules:
+        """The compiled mapping this builder applies."""
+        return self._rules
 
     def build(self, values: Mapping[str, object]) -> Record | Rejection:
         """One record, or the reason the values cannot make one."""

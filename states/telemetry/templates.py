@@ -9,6 +9,20 @@ the Drain tree sees the constant words only, then clustered by ``drain3``.
 State survives restarts as plain JSON data (templates, sizes, counters), not as
 a pickle of drain3 objects: the prefix tree is rebuilt from the templates on
 load, so the stored state stays readable and independent of drain3 internals.
+
+Speed, without changing a single assignment:
+
+- each default mask rule names substrings its pattern cannot match without
+  (``requires``, and a digit for most), checked with ``in`` on the current
+  text before running the regular expression over it;
+- ``assign`` remembers which template a message (and a masked message) went
+  to. Drain's answer for a message depends only on the tree, and the tree
+  changes only when a template is created or changes; so the remembered
+  answers are dropped whenever that happens, and a message is remembered only
+  when drain matched it without changing anything. A repeated message then
+  skips masking and the tree search, and gets the answer drain would give.
+  (Not with ``max_templates``: drain's least-recently-used eviction depends on
+  every lookup, so that setting always searches.)
 """
 
 from __future__ import annotations
@@ -23,15 +37,25 @@ from drain3.drain import Drain, LogCluster
 
 STATE_VERSION: Final = 1
 WILDCARD: Final = "<*>"
+CACHE_LIMIT: Final = 4096  # remembered messages per cache; a full cache starts over
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True, slots=True)
 class MaskRule:
-    """Replace every match of ``pattern`` with ``<name>`` before clustering."""
+    """Replace every match of ``pattern`` with ``<name>`` before clustering.
+
+    ``requires`` and ``needs_digit`` are a promise about the pattern, used to
+    skip it cheaply: it cannot match a text unless, for every group in
+    ``requires``, one of the group's substrings occurs in the text, and
+    (``needs_digit``) the text holds a decimal digit.
+    """
 
     name: str
     pattern: str
     substitute: str | None = None
+    requires: tuple[tuple[str, ...], ...] = ()
+    needs_digit: bool = False
 
     @property
     def replacement(self) -> str:
@@ -45,28 +69,54 @@ DEFAULT_MASKS: Final[tuple[MaskRule, ...]] = (
     MaskRule(
         "TS",
         r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?",
+        requires=(("-",), (":",)),
+        needs_digit=True,
     ),
-    MaskRule("URL", r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+"),
-    MaskRule("TIME", r"(?<![\w.:])\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\b"),
-    MaskRule("PATH", r"(?<![\w.:/<])(?:/[\w.~%@+-]+){2,}/?|\b[A-Za-z]:(?:\\[\w .~%@+-]+)+"),
-    MaskRule("UUID", r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b"),
+    MaskRule("URL", r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+", requires=(("://",),)),
+    MaskRule(
+        "TIME",
+        r"(?<![\w.:])\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\b",
+        requires=((":",),),
+        needs_digit=True,
+    ),
+    MaskRule(
+        "PATH",
+        r"(?<![\w.:/<])(?:/[\w.~%@+-]+){2,}/?|\b[A-Za-z]:(?:\\[\w .~%@+-]+)+",
+        requires=(("/", ":\\"),),
+    ),
+    MaskRule(
+        "UUID",
+        r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b",
+        requires=(("-",),),
+    ),
     MaskRule(
         "ADDR",
         r"(?<![\w.])(?:(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?"
         r"(?:,(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?)*"
         r"|(?:[A-Za-z0-9-]+\.)+[A-Za-z][\w-]*:\d{1,5})(?![\w.])",
+        requires=((".",),),
+        needs_digit=True,
     ),
     # "18846 bytes (18.4 KB)" restates the byte count; keep one spelling.
-    MaskRule("SIZE", r"\b(\d+ bytes) \(\d+(?:\.\d+)? ?[KMGT]i?B\)", substitute=r"\1"),
+    MaskRule(
+        "SIZE",
+        r"\b(\d+ bytes) \(\d+(?:\.\d+)? ?[KMGT]i?B\)",
+        substitute=r"\1",
+        requires=((" bytes (",),),
+        needs_digit=True,
+    ),
     MaskRule(
         "DUR",
         r"(?<![\w.])<?\d+(?:\.\d+)? ?(?:ms|msec|secs?|seconds?|mins?|minutes?|hours?)\b",
+        requires=(("ms", "sec", "min", "hour"),),
+        needs_digit=True,
     ),
     MaskRule(
         "NUM",
         r"(?<![\w.])(?:[-+]?\d+(?:\.\d+)?(?:[kKmMgG]?[bB]|ms|s|us|%)?"
         r"|0[xX][0-9a-fA-F]+|(?=[a-fA-F]*\d)[0-9a-fA-F]{6,})(?![\w.])"
         r"|(?<=[A-Za-z][._=#-])\d+(?![\w.])",
+        needs_digit=True,
     ),
 )
 
@@ -100,28 +150,46 @@ class TemplateMatch:
     size: int
 
 
+CompiledRule = tuple[re.Pattern[str], str, tuple[tuple[str, ...], ...], bool]
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledMasks:
-    """Mask rules compiled once, applied in order."""
+    """Mask rules compiled once, applied in order: (pattern, replacement, requires, needs_digit)."""
 
-    rules: tuple[tuple[re.Pattern[str], str], ...] = field(default=())
+    rules: tuple[CompiledRule, ...] = field(default=())
 
 
 def compile_masks(rules: Sequence[MaskRule]) -> CompiledMasks:
     """Compile mask rules; a broken pattern fails here, naming the rule."""
-    compiled: list[tuple[re.Pattern[str], str]] = []
+    compiled: list[CompiledRule] = []
     for rule in rules:
         try:
-            compiled.append((re.compile(rule.pattern), rule.replacement))
+            pattern = re.compile(rule.pattern)
         except re.error as error:
             raise ValueError(f"mask rule {rule.name!r}: invalid pattern: {error}") from error
+        compiled.append((pattern, rule.replacement, rule.requires, rule.needs_digit))
     return CompiledMasks(tuple(compiled))
 
 
 def mask_message(message: str, masks: CompiledMasks) -> str:
-    """Replace variable parts of a message with their mask names."""
-    for pattern, replacement in masks.rules:
-        message = pattern.sub(replacement, message)
+    """Replace variable parts of a message with their mask names.
+
+    A rule whose required substrings (or digit) are missing from the current
+    text is skipped: its pattern could not match, so the result is the same.
+    """
+    has_digit: bool | None = None  # of the current text, found when first needed
+    for pattern, replacement, requires, needs_digit in masks.rules:
+        if needs_digit:
+            if has_digit is None:
+                has_digit = _DIGIT.search(message) is not None
+            if not has_digit:
+                continue
+        if requires and not all(any(part in message for part in group) for group in requires):
+            continue
+        masked = pattern.sub(replacement, message)
+        if masked is not message:  # sub returns the very same string when nothing matched
+            message, has_digit = masked, None
     return message
 
 
@@ -150,10 +218,13 @@ class TemplateMiner:
         self._masks = compile_masks(self.settings.masks)
         self._drain = new_drain(self.settings)
         self._window: Counter[int] = Counter()
+        self._remember = self.settings.max_templates is None
+        self._by_message: dict[str, LogCluster] = {}
+        self._by_masked: dict[str, LogCluster] = {}
 
     def add(self, message: str) -> TemplateMatch:
         """Mask and cluster one message, counting it in the current window."""
-        cluster, change = self._drain.add_log_message(mask_message(message, self._masks))
+        cluster, change = self._learn(message)
         self._window[cluster.cluster_id] += 1
         return TemplateMatch(
             template_id=cluster.cluster_id,
@@ -162,6 +233,46 @@ class TemplateMiner:
             changed=change == "cluster_template_changed",
             size=cluster.size,
         )
+
+    def assign(self, message: str) -> tuple[int, bool]:
+        """The template id of one message and whether the message created it.
+
+        The same learning as ``add``, without the per-window count or the
+        template text: the caller counts per window itself.
+        """
+        cluster, change = self._learn(message)
+        return int(cluster.cluster_id), change == "cluster_created"
+
+    def _learn(self, message: str) -> tuple[LogCluster, str]:
+        cluster = self._by_message.get(message)
+        if cluster is not None:
+            cluster.size += 1  # what drain does for a match that changes nothing
+            return cluster, "none"
+        masked = mask_message(message, self._masks)
+        cluster = self._by_masked.get(masked)
+        if cluster is not None:
+            cluster.size += 1
+            self._keep(self._by_message, message, cluster)
+            return cluster, "none"
+        cluster, change = self._drain.add_log_message(masked)
+        if change != "none":
+            self._by_message.clear()  # the tree changed: remembered answers may not hold
+            self._by_masked.clear()
+        elif self._remember:
+            self._keep(self._by_masked, masked, cluster)
+            self._keep(self._by_message, message, cluster)
+        return cluster, change
+
+    def _keep(self, cache: dict[str, LogCluster], text: str, cluster: LogCluster) -> None:
+        if not self._remember:
+            return
+        if len(cache) >= CACHE_LIMIT:
+            cache.clear()
+        cache[text] = cluster
+
+    def template_count(self) -> int:
+        """How many templates are known."""
+        return len(self._drain.clusters)
 
     def match(self, message: str) -> int | None:
         """The template id a message fits exactly, without learning from it."""

@@ -1,7 +1,9 @@
 """Folding records into fixed per-component windows, and what a window says about health.
 
 Quantiles are computed from the window's own samples (nearest-rank, so every
-reported value is a latency that was actually observed). The health score is
+reported value is a latency that was actually observed) while a window has at
+most 1,024 of them, and from a bounded sketch within 1% after that (see
+``sketches``). The health score is
 documented in ``health_score`` and uses only measured values and the
 component's own objective.
 """
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from states.telemetry.records import Record
+from states.telemetry.sketches import LatencySketch, exact_quantiles
 
 WindowKey = tuple[str, str, datetime]  # component, instance ("" = all), start
 MAX_FRAMES = 20
@@ -28,13 +31,21 @@ def window_start(moment: datetime, window_s: float) -> datetime:
 
 @dataclass
 class PartialWindow:
-    """What one poll saw of one window; merged into the stored window."""
+    """What one poll saw of one window; merged into the stored window.
+
+    Durations are in ``samples``, or in ``sketch`` when there were too many to
+    keep one by one. ``templates`` counts mined messages per template key and
+    ``new_templates`` lists the keys first seen in this poll.
+    """
 
     count: int = 0
     errors: int = 0
     samples: list[float] = field(default_factory=list)
     versions: Counter[str] = field(default_factory=Counter)
     frames: list[list[object]] = field(default_factory=list)
+    sketch: LatencySketch | None = None
+    templates: Counter[str] = field(default_factory=Counter)
+    new_templates: list[str] = field(default_factory=list)
 
 
 def fold(records: Iterable[Record], window_s: float) -> dict[WindowKey, PartialWindow]:
@@ -82,10 +93,7 @@ def quantile(samples: Sequence[float], q: float) -> float | None:
 
 def quantiles(samples: Sequence[float], qs: Sequence[float]) -> list[float | None]:
     """Several nearest-rank quantiles from one sort."""
-    if not samples:
-        return [None for _ in qs]
-    ordered = sorted(samples)
-    return [ordered[max(1, math.ceil(q * len(ordered))) - 1] for q in qs]
+    return exact_quantiles(samples, qs)
 
 
 def health_score(error_rate: float, p95_ms: float | None, slo_p95_ms: float | None) -> float:

@@ -1,0 +1,462 @@
+"""Ingestion throughput per log format, end to end, beside the floors it cannot beat.
+
+For each format, a generated log of N lines (default 1,000,000) is ingested
+the way the daemon does it: ``poll_sources`` over a real data directory
+(SQLite, WAL, fsync) until the file is consumed (``max_bytes_per_poll`` at its
+default, so several polls), then ``close_due_windows``. That is read → parse
+→ normalize → fold → windows stored and closed. Formats:
+
+- ``json``: JSON lines in the default shape (the hot path);
+- ``logfmt``: the same fields as ``key=value`` pairs;
+- ``nginx``: combined access log lines with ``$request_time``;
+- ``syslog``: RFC 3164 lines with an ISO timestamp and free-text messages,
+  every one mined into a template (unstructured with templates).
+
+Beside them, on the same data in the same run:
+
+- ``read``: reading the file alone, with the same cursor reader and poll size
+  (the I/O floor);
+- ``orjson``: ``orjson.loads`` of every JSON line already in memory (the
+  floor of any JSON-lines parser in Python);
+- ``drain3``: drain3's own ``TemplateMiner`` over the syslog messages already
+  in memory, once with its default configuration (no masking) and once with
+  the same nine mask patterns selfheal applies.
+
+Every figure is the median of several repeats (fresh data directory each
+time). The machine is shared and noisy, so CPU time (``process_time``) is
+reported next to wall time, and "lines/s per core" is lines per CPU-second:
+ingestion runs on one thread. Results go to ``benchmarks/results/ingest.json``.
+
+Run: ``python -m benchmarks.ingest [--lines N] [--repeats N] [--formats json,syslog]``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from drain3 import TemplateMiner as Drain3Miner
+from drain3.masking import MaskingInstruction
+from drain3.template_miner_config import TemplateMinerConfig
+from sqlmodel import select
+
+from states.settings import Settings
+from states.telemetry.ingest import close_due_windows, poll_sources
+from states.telemetry.tailing import FileCursor, read_new_lines
+from states.telemetry.templates import DEFAULT_MASKS
+from storage.db import open_database
+from storage.tables import CursorRow, TemplateStateRow, WindowRow
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "ingest.json"
+FORMATS = ("json", "logfmt", "nginx", "syslog")
+SPAN_S = 3600.0  # timestamps spread over the hour before "now"
+
+COMPONENTS = ("catalog", "checkout", "search", "auth", "cart")
+INSTANCES = ("web-1", "web-2", "web-3", "web-4", "web-5")
+OPERATIONS = ("GET /x", "GET /items", "POST /cart", "GET /search")
+PATHS = ("/catalog/items/{n}", "/checkout/orders/{n}", "/search?q=shoes", "/auth/login", "/cart")
+# Free-text events with variable parts, as services write them to syslog.
+EVENTS = (
+    "Connection to {ip}:{port} timed out after {n} ms",
+    "Accepted connection from {ip}:{port}",
+    "User {user} logged in from {ip}",
+    "Session {hex} expired after {n} seconds",
+    "Fetched {n} rows from table orders in {n} ms",
+    "Cache miss for key item:{n}",
+    "Payment {uuid} declined: insufficient funds",
+    "Retrying request {n} (attempt {k} of 5)",
+    "GC pause of {n} ms, heap {n} MB",
+    "Opened file /var/lib/app/{n}/part-{k}.parquet",
+    "Worker {k} started",
+    "Worker {k} stopped",
+    "Slow query on shard {k}: {n} ms",
+    "Health check passed",
+    "Reloading configuration",
+    "Disk usage at {k}% on /dev/sda{k}",
+    "Sent {n} bytes to {ip}:{port}",
+    "Request {uuid} failed with status {status}",
+    "Queue depth {n} exceeds threshold {n}",
+    "Upstream {host}:{port} marked unhealthy",
+)
+
+
+# --- generated logs ------------------------------------------------------------------
+
+
+def _variables(rng: random.Random) -> dict[str, object]:
+    return {
+        "ip": f"10.0.{rng.randint(0, 9)}.{rng.randint(1, 254)}",
+        "port": rng.choice((443, 5432, 6379, 8080)),
+        "n": rng.randint(1, 50_000),
+        "k": rng.randint(1, 16),
+        "user": rng.choice(("alice", "bob", "carol", "dave")),
+        "hex": f"{rng.getrandbits(48):012x}",
+        "uuid": f"{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-4abc-8def-"
+        f"{rng.getrandbits(48):012x}",
+        "status": rng.choice((500, 502, 503)),
+        "host": rng.choice(("db-1.internal", "cache-2.internal")),
+    }
+
+
+def _json_line(at: datetime, i: int, rng: random.Random) -> str:
+    failed = rng.random() < 0.005
+    return json.dumps(
+        {
+            "ts": at.isoformat(timespec="milliseconds"),
+            "component": COMPONENTS[i % len(COMPONENTS)],
+            "operation": OPERATIONS[i % len(OPERATIONS)],
+            "duration_ms": round(rng.lognormvariate(2.5, 0.4), 3),
+            "status": 500 if failed else 200,
+            "level": "error" if failed else "info",
+            "message": EVENTS[i % len(EVENTS)].format(**_variables(rng)) if failed else "ok",
+            "version": "abc1234",
+            "instance": INSTANCES[(i // len(COMPONENTS)) % len(INSTANCES)],
+        }
+    )
+
+
+def _logfmt_line(at: datetime, i: int, rng: random.Random) -> str:
+    failed = rng.random() < 0.005
+    return (
+        f"ts={at.isoformat(timespec='milliseconds')} level={'error' if failed else 'info'} "
+        f"component={COMPONENTS[i % len(COMPONENTS)]} "
+        f'operation="{OPERATIONS[i % len(OPERATIONS)]}" '
+        f"duration_ms={round(rng.lognormvariate(2.5, 0.4), 3)} "
+        f"status={500 if failed else 200} version=abc1234 "
+        f"instance={INSTANCES[(i // len(COMPONENTS)) % len(INSTANCES)]} "
+        f'msg="{"request failed" if failed else "ok"}"'
+    )
+
+
+def _nginx_line(at: datetime, i: int, rng: random.Random) -> str:
+    path = PATHS[i % len(PATHS)].format(n=rng.randint(1, 10_000))
+    status = 500 if rng.random() < 0.005 else 200
+    when = at.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    return (
+        f'10.0.{i % 7}.{i % 250 + 1} - - [{when}] "GET {path} HTTP/1.1" {status} '
+        f'{rng.randint(200, 9000)} "-" "curl/8.5.0" {rng.lognormvariate(-4.2, 0.4):.3f}'
+    )
+
+
+def _syslog_line(at: datetime, i: int, rng: random.Random) -> str:
+    message = rng.choice(EVENTS).format(**_variables(rng))
+    pri = rng.choice((11, 12, 14, 14, 14, 14))
+    return (
+        f"<{pri}>{at.isoformat(timespec='microseconds')} "
+        f"{INSTANCES[i % len(INSTANCES)]} {COMPONENTS[i % len(COMPONENTS)]}[{1000 + i % 50}]: "
+        f"{message}"
+    )
+
+
+GENERATORS: dict[str, Callable[[datetime, int, random.Random], str]] = {
+    "json": _json_line,
+    "logfmt": _logfmt_line,
+    "nginx": _nginx_line,
+    "syslog": _syslog_line,
+}
+
+
+def log_lines(kind: str, n: int, end: datetime, seed: int = 7) -> Iterator[str]:
+    """``n`` lines of ``kind``, timestamps evenly spread over the hour up to ``end``."""
+    rng = random.Random(seed)
+    start = end - timedelta(seconds=SPAN_S)
+    step = SPAN_S / max(n, 1)
+    make = GENERATORS[kind]
+    for i in range(n):
+        yield make(start + timedelta(seconds=i * step), i, rng)
+
+
+def write_log(path: Path, kind: str, n: int, end: datetime) -> int:
+    """Write ``n`` lines to ``path`` in chunks; returns the bytes written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = 0
+    with path.open("wb") as handle:
+        chunk: list[str] = []
+        for line in log_lines(kind, n, end):
+            chunk.append(line)
+            if len(chunk) == 50_000:
+                size += handle.write(("\n".join(chunk) + "\n").encode())
+                chunk = []
+        if chunk:
+            size += handle.write(("\n".join(chunk) + "\n").encode())
+    return size
+
+
+def settings_for(root: Path, kind: str, log: Path) -> Settings:
+    """One source reading ``log`` in ``kind``, data in a fresh directory under ``root``."""
+    return Settings.model_validate(
+        {
+            "agent": {"data_dir": str(root)},
+            "telemetry": {"sources": [{"name": "app", "paths": [str(log)], "format": kind}]},
+            "deploy": {
+                "kind": "command",
+                "command": {"targets": ["t1"], "deploy": ["true"], "version": ["true"]},
+            },
+        }
+    )
+
+
+# --- measurements ----------------------------------------------------------------------
+
+
+def timed(work: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Wall and CPU seconds of ``work()``, with the collector run before."""
+    gc.collect()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    result = work()
+    return time.perf_counter() - started, time.process_time() - cpu_started, result
+
+
+def end_to_end(kind: str, log: Path, now: datetime) -> tuple[float, float, dict[str, Any]]:
+    """Ingest ``log`` into a fresh data directory until it is consumed, then close every window."""
+    with tempfile.TemporaryDirectory(prefix="selfheal-ingest-") as tmp:
+        settings = settings_for(Path(tmp), kind, log)
+        db = open_database(Path(tmp) / "selfheal.db")
+        later = now + timedelta(hours=2)
+
+        def ingest() -> dict[str, Any]:
+            polls = lines = records = 0
+            while (report := poll_sources(settings, db, now)).files_read:
+                polls, lines, records = polls + 1, lines + report.lines, records + report.records
+            closed = db.transact(lambda s: close_due_windows(s, settings, later))
+            return {"polls": polls, "lines": lines, "records": records, "closed": closed}
+
+        try:
+            wall, cpu, counts = timed(ingest)
+            counts.update(db.query(_stored))
+        finally:
+            db.dispose()
+    return wall, cpu, counts
+
+
+def _stored(session: Any) -> dict[str, Any]:
+    rows = list(session.exec(select(WindowRow)))
+    cursor = session.exec(select(CursorRow)).one()
+    state = session.get(TemplateStateRow, "app")
+    return {
+        "windows": len(rows),
+        "counted": sum(r.count for r in rows if r.instance == ""),
+        "rejected": dict(cursor.rejected),
+        "templates": 0 if state is None else state.templates,
+        "template_keys_in_windows": len({k for r in rows for k in r.templates}),
+    }
+
+
+def read_floor(log: Path, max_bytes: int, max_line: int) -> int:
+    """Read the whole file with the ingestion reader, poll by poll; returns the lines."""
+    cursor: FileCursor | None = None
+    lines = 0
+    while True:
+        result = read_new_lines(log, cursor, max_bytes=max_bytes, max_line=max_line)
+        if not result.lines and not result.too_long:
+            return lines
+        lines += len(result.lines)
+        cursor = result.cursor
+
+
+def orjson_floor(lines: Sequence[bytes]) -> int:
+    """Decode every line with orjson and nothing else."""
+    loads = orjson.loads
+    for raw in lines:
+        loads(raw)
+    return len(lines)
+
+
+def drain3_miner(masked: bool) -> Drain3Miner:
+    """drain3's TemplateMiner, default configuration, optionally with selfheal's mask patterns."""
+    config = TemplateMinerConfig()
+    config.profiling_enabled = False
+    if masked:
+        config.masking_instructions = [
+            MaskingInstruction(rule.pattern, rule.name) for rule in DEFAULT_MASKS
+        ]
+    return Drain3Miner(config=config)
+
+
+def drain3_floor(messages: Sequence[str], masked: bool) -> int:
+    """Mine every message with drain3 alone."""
+    miner = drain3_miner(masked)
+    for message in messages:
+        miner.add_log_message(message)
+    return len(miner.drain.clusters)
+
+
+def syslog_messages(log: Path) -> list[str]:
+    """The free-text part of every generated syslog line."""
+    with log.open("rb") as handle:
+        return [line.decode().split("]: ", 1)[1] for line in handle.read().splitlines()]
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def _median_row(
+    name: str, lines: int, runs: list[tuple[float, float]], **extra: Any
+) -> dict[str, Any]:
+    wall = statistics.median(r[0] for r in runs)
+    cpu = statistics.median(r[1] for r in runs)
+    return {
+        "name": name,
+        "lines": lines,
+        "repeats": len(runs),
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "wall_all_s": [round(r[0], 3) for r in runs],
+        "cpu_all_s": [round(r[1], 3) for r in runs],
+        "lines_per_s": round(lines / wall) if wall else None,
+        "lines_per_cpu_s": round(lines / cpu) if cpu else None,
+        "us_per_line_cpu": round(cpu / lines * 1e6, 3) if lines else None,
+        **extra,
+    }
+
+
+def measure_format(kind: str, n: int, repeats: int, workdir: Path) -> list[dict[str, Any]]:
+    """The end-to-end row of one format and the floors that apply to it."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    log = workdir / f"{kind}.log"
+    size = write_log(log, kind, n, now)
+    rows: list[dict[str, Any]] = []
+    defaults = settings_for(workdir, kind, log).telemetry
+    runs, counts = [], {}
+    for _ in range(repeats):
+        wall, cpu, counts = end_to_end(kind, log, now)
+        runs.append((wall, cpu))
+    rows.append(_median_row(f"{kind}: end to end", n, runs, bytes=size, stored=counts))
+    read_runs = [
+        timed(lambda: read_floor(log, defaults.max_bytes_per_poll, defaults.max_line_bytes))[:2]
+        for _ in range(repeats)
+    ]
+    rows.append(_median_row(f"{kind}: read file alone", n, read_runs))
+    if kind == "json":
+        lines = log.read_bytes().splitlines()
+        rows.append(
+            _median_row(
+                "json: orjson.loads alone",
+                n,
+                [timed(lambda: orjson_floor(lines))[:2] for _ in range(repeats)],
+            )
+        )
+        del lines
+    if kind == "syslog":
+        messages = syslog_messages(log)
+        for masked in (False, True):
+            label = "with selfheal's masks" if masked else "default config"
+            drain_runs = []
+            templates = 0
+            for _ in range(repeats):
+                wall, cpu, templates = timed(lambda m=masked: drain3_floor(messages, m))  # type: ignore[misc]
+                drain_runs.append((wall, cpu))
+            rows.append(
+                _median_row(f"syslog: drain3 alone, {label}", n, drain_runs, templates=templates)
+            )
+        del messages
+    log.unlink()
+    return rows
+
+
+def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """End-to-end CPU cost over the floors' (how many times slower than the floor)."""
+    by_name = {r["name"]: r for r in rows}
+    found: dict[str, float] = {}
+    pairs = {
+        "json_end_to_end_over_orjson": ("json: end to end", "json: orjson.loads alone"),
+        "syslog_end_to_end_over_drain3_default": (
+            "syslog: end to end",
+            "syslog: drain3 alone, default config",
+        ),
+        "syslog_end_to_end_over_drain3_masked": (
+            "syslog: end to end",
+            "syslog: drain3 alone, with selfheal's masks",
+        ),
+    }
+    for label, (top, floor) in pairs.items():
+        if top in by_name and floor in by_name and by_name[floor]["cpu_s"]:
+            found[label] = round(by_name[top]["cpu_s"] / by_name[floor]["cpu_s"], 2)
+    return found
+
+
+def run(lines: int, repeats: int, formats: Sequence[str]) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="selfheal-logs-") as tmp:
+        for kind in formats:
+            rows.extend(measure_format(kind, lines, repeats, Path(tmp)))
+    return {
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+        "lines": lines,
+        "repeats": repeats,
+        "rows": rows,
+        "cpu_ratios": ratios(rows),
+    }
+
+
+def render(results: dict[str, Any]) -> str:
+    header = ("", "lines/s (wall)", "lines/CPU-s", "wall s", "CPU s", "µs/line CPU")
+    table = [header] + [
+        (
+            r["name"],
+            f"{r['lines_per_s']:,}",
+            f"{r['lines_per_cpu_s']:,}",
+            f"{r['wall_s']:.2f}",
+            f"{r['cpu_s']:.2f}",
+            f"{r['us_per_line_cpu']:.2f}",
+        )
+        for r in results["rows"]
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in table
+    ]
+    lines.append("")
+    lines.append(f"medians of {results['repeats']} runs, {results['lines']:,} lines per format")
+    lines += [f"{name}: {value}x (CPU)" for name, value in results["cpu_ratios"].items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--lines", type=int, default=1_000_000, help="lines per format")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--formats", default=",".join(FORMATS))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    formats = [f for f in args.formats.split(",") if f]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        parser.error(f"unknown format(s) {unknown}; known: {list(FORMATS)}")
+    results = run(args.lines, args.repeats, formats)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(render(results))
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

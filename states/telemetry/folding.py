@@ -1,0 +1,163 @@
+"""Folding one poll's records straight into per-window tallies, without keeping the records.
+
+``windows.fold`` groups a list of records; ingestion instead feeds each
+accepted record (or, on the JSON hot path, the handful of values a window
+needs) into a ``WindowFolder`` as it is parsed. The folder keeps one small
+tally per (component, instance, window, version): a count, an error count and
+the durations (``Tally``). Counting versions through the key and deriving the
+all-instance window from its instances at the end means one dictionary
+update per record instead of four. Stack frames and template ids, which few
+records carry, are kept per window in record order, as ``fold`` keeps them.
+
+``partials`` returns exactly what ``windows.fold`` returns for the same
+records (durations in another order: a window's samples are a multiset), with
+a window's durations already sketched when there are more than
+``sketches.EXACT_LIMIT`` of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from states.telemetry.records import Record
+from states.telemetry.sketches import EXACT_LIMIT, LatencySketch, sketch_of
+from states.telemetry.windows import MAX_FRAMES, PartialWindow, WindowKey
+
+# component, instance ("" = none), window bucket (start / window_s), version ("" = none)
+TallyKey = tuple[str, str, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBounds:
+    """Records outside [oldest, latest] are rejected as too old or from the future."""
+
+    oldest: datetime
+    latest: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateHit:
+    """The template a record's message was mined into, as stored per window."""
+
+    key: str
+    is_new: bool
+
+
+@dataclass
+class _Extras:
+    """The rare parts of a window: frames and mined templates, in record order."""
+
+    frames: list[list[object]] = field(default_factory=list)
+    templates: Counter[str] = field(default_factory=Counter)
+    new_templates: list[str] = field(default_factory=list)
+
+
+class Tally:
+    """What one (component, instance, window, version) saw in a poll."""
+
+    __slots__ = ("count", "durations", "errors")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.durations: list[float] = []
+
+
+class WindowFolder:
+    """Per-window tallies of one poll; ``partials`` turns them into ``PartialWindow`` objects.
+
+    ``tallies`` is public because the JSON hot path (``json_ingest``) updates
+    it inline rather than through a method call per line.
+    """
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self.tallies: dict[TallyKey, Tally] = {}
+        self.records = 0
+        self._extras: dict[tuple[str, str, int], _Extras] = {}
+
+    def add_record(self, record: Record, template: TemplateHit | None = None) -> None:
+        """Count one accepted record in its window (and its instance's window)."""
+        bucket = math.floor(record.timestamp.timestamp() / self.window_s)
+        instance = record.instance or ""
+        key = (record.component, instance, bucket, record.version or "")
+        tally = self.tallies.get(key)
+        if tally is None:
+            tally = self.tallies[key] = Tally()
+        tally.count += 1
+        if record.is_error:
+            tally.errors += 1
+        if record.duration_ms is not None:
+            tally.durations.append(record.duration_ms)
+        self.records += 1
+        if record.frames or template is not None:
+            self._add_extras(record, bucket, template)
+
+    def _add_extras(self, record: Record, bucket: int, template: TemplateHit | None) -> None:
+        keys = [(record.component, "", bucket)]
+        if record.instance:
+            keys.append((record.component, record.instance, bucket))
+        for key in keys:
+            extras = self._extras.get(key)
+            if extras is None:
+                extras = self._extras[key] = _Extras()
+            for frame in record.frames:
+                entry: list[object] = [frame.file, frame.line, frame.function]
+                if len(extras.frames) < MAX_FRAMES and entry not in extras.frames:
+                    extras.frames.append(entry)
+            if template is not None:
+                extras.templates[template.key] += 1
+                if template.is_new and template.key not in extras.new_templates:
+                    extras.new_templates.append(template.key)
+
+    def partials(self) -> dict[WindowKey, PartialWindow]:
+        """Every window this poll touched, per instance and for all instances."""
+        starts: dict[int, datetime] = {}
+        parts: dict[WindowKey, PartialWindow] = {}
+        members: dict[WindowKey, list[TallyKey]] = {}
+        for tally_key, tally in self.tallies.items():
+            component, instance, bucket, version = tally_key
+            start = starts.get(bucket)
+            if start is None:
+                start = starts[bucket] = datetime.fromtimestamp(bucket * self.window_s, UTC)
+            keys = [(component, "", start)]
+            if instance:
+                keys.append((component, instance, start))
+            for key in keys:
+                part = parts.get(key)
+                if part is None:
+                    part = parts[key] = PartialWindow()
+                    members[key] = []
+                part.count += tally.count
+                part.errors += tally.errors
+                part.samples.extend(tally.durations)
+                if version:
+                    part.versions[version] += tally.count
+                members[key].append(tally_key)
+        self._sketch_large(parts, members)
+        for (component, instance, bucket), extras in self._extras.items():
+            part = parts[(component, instance, starts[bucket])]
+            part.frames = extras.frames
+            part.templates = extras.templates
+            part.new_templates = extras.new_templates
+        return parts
+
+    def _sketch_large(
+        self, parts: dict[WindowKey, PartialWindow], members: dict[WindowKey, list[TallyKey]]
+    ) -> None:
+        """Windows with many durations get a sketch, built once per tally and merged."""
+        sketches: dict[TallyKey, LatencySketch] = {}
+        for key, part in parts.items():
+            if len(part.samples) <= EXACT_LIMIT:
+                continue
+            merged = LatencySketch()
+            for tally_key in members[key]:
+                sketch = sketches.get(tally_key)
+                if sketch is None:
+                    durations = self.tallies[tally_key].durations
+                    sketch = sketches[tally_key] = sketch_of(durations)
+                merged.merge(sketch)
+            part.sketch, part.samples = merged, []

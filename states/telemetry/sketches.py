@@ -1,0 +1,205 @@
+"""Latency quantiles in bounded memory: exact while a window is small, a log-bucket sketch after.
+
+A window keeps its duration samples as a plain list while it has at most
+``EXACT_LIMIT`` (1,024) of them, so its quantiles are exact nearest-rank values
+(a latency that was actually observed). Past that, the samples move into a
+``LatencySketch``, a DDSketch-style histogram (Masson, Rim and Lee, "DDSketch:
+a fast and fully-mergeable quantile sketch with relative-error guarantees",
+VLDB 2019) with relative accuracy ``ALPHA`` = 1%:
+
+- a sample ``x`` >= 1 ns (``MIN_INDEXABLE_MS``) is counted in bucket
+  ``i = ceil(log_gamma(x))`` with ``gamma = (1 + ALPHA) / (1 - ALPHA)``, which
+  holds the values in ``(gamma**(i-1), gamma**i]``; samples under 1 ns (zero
+  included) share one bucket;
+- a quantile walks the buckets to the nearest rank ``ceil(q * n)`` (the same
+  rank the exact path uses) and returns ``2 * gamma**i / (gamma + 1)``, clamped
+  to the observed minimum and maximum. That value is within 1% of the exact
+  nearest-rank sample (``|estimate - exact| <= ALPHA * exact``) for samples of
+  1 ns or more, and within 1 ns of it below that. The lowest and highest
+  ranks return the observed minimum and maximum exactly;
+- buckets are one dense array from the lowest to the highest index, at most
+  ``MAX_BUCKETS`` (2,048) long: 1 ns to the longest duration a record may
+  carry (366 days) spans about 1,900 buckets, so no legal duration is ever
+  folded away; a wider range (possible only through a hand-edited state)
+  merges the lowest buckets into one, losing accuracy for the lowest
+  quantiles only, never memory.
+
+A sketch's memory is therefore at most 2,048 counters whatever the number of
+samples (a log-normal latency distribution typically fills 100 to 400), and it
+is stored as JSON (``to_state``) in the window row. Sketches with the same
+``ALPHA`` merge exactly (bucket counts add), so polls, restarts and instances
+combine without loss beyond the bound above.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+ALPHA: Final = 0.01
+MAX_BUCKETS: Final = 2048
+MIN_INDEXABLE_MS: Final = 1e-6
+EXACT_LIMIT: Final = 1024
+STATE_VERSION: Final = 1
+
+
+class LatencySketch:
+    """Counts of samples per logarithmic bucket, with the exact minimum and maximum."""
+
+    __slots__ = ("_gamma", "_inv_log_gamma", "_log_gamma", "counts", "max", "min", "offset", "zero")
+
+    def __init__(self) -> None:
+        self._gamma = (1 + ALPHA) / (1 - ALPHA)
+        self._log_gamma = math.log(self._gamma)
+        self._inv_log_gamma = 1.0 / self._log_gamma
+        self.offset = 0  # bucket index of counts[0]
+        self.counts: list[int] = []
+        self.zero = 0  # samples under MIN_INDEXABLE_MS
+        self.min = math.inf
+        self.max = -math.inf
+
+    @property
+    def count(self) -> int:
+        """Samples added so far."""
+        return self.zero + sum(self.counts)
+
+    def index(self, value: float) -> int:
+        """The bucket holding ``value`` (>= ``MIN_INDEXABLE_MS``)."""
+        return math.ceil(math.log(value) * self._inv_log_gamma)
+
+    def add_many(self, values: Iterable[float]) -> None:
+        """Count every value; repeated values cost one bucket lookup."""
+        tally = Counter(values)
+        if not tally:
+            return
+        low, high = min(tally), max(tally)
+        self.min, self.max = min(self.min, low), max(self.max, high)
+        by_index: dict[int, int] = {}
+        log, inv = math.log, self._inv_log_gamma
+        for value, times in tally.items():
+            if value < MIN_INDEXABLE_MS:
+                self.zero += times
+                continue
+            i = math.ceil(log(value) * inv)
+            by_index[i] = by_index.get(i, 0) + times
+        self._add_indexed(by_index)
+
+    def merge(self, other: LatencySketch) -> None:
+        """Add another sketch's counts to this one."""
+        self.zero += other.zero
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+        self._add_indexed({other.offset + k: c for k, c in enumerate(other.counts) if c})
+
+    def _add_indexed(self, by_index: Mapping[int, int]) -> None:
+        if not by_index:
+            return
+        low, high = min(by_index), max(by_index)
+        if self.counts:
+            low, high = min(low, self.offset), max(high, self.offset + len(self.counts) - 1)
+        low = max(low, high - MAX_BUCKETS + 1)  # collapse what falls below the kept range
+        counts = [0] * (high - low + 1)
+        for k, c in enumerate(self.counts):
+            counts[max(self.offset + k, low) - low] += c
+        for i, c in by_index.items():
+            counts[max(i, low) - low] += c
+        self.offset, self.counts = low, counts
+
+    def quantiles(self, qs: Sequence[float]) -> list[float | None]:
+        """Nearest-rank quantiles, each within ``ALPHA`` of the exact sample (see the module)."""
+        n = self.count
+        if n == 0:
+            return [None for _ in qs]
+        return [self._at_rank(max(1, math.ceil(q * n)), n) for q in qs]
+
+    def _at_rank(self, rank: int, n: int) -> float:
+        if rank <= 1:
+            return self.min
+        if rank >= n:
+            return self.max
+        seen = self.zero
+        if rank <= seen:
+            return self.min
+        for k, c in enumerate(self.counts):
+            seen += c
+            if seen >= rank:
+                value = 2.0 * math.exp((self.offset + k) * self._log_gamma) / (self._gamma + 1)
+                return min(self.max, max(self.min, value))
+        return self.max
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state: the dense bucket array and its offset, the zero bucket, min, max."""
+        return {
+            "version": STATE_VERSION,
+            "alpha": ALPHA,
+            "offset": self.offset,
+            "counts": list(self.counts),
+            "zero": self.zero,
+            "min": self.min,
+            "max": self.max,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> LatencySketch:
+        """Rebuild a sketch from ``to_state``; another accuracy or version is refused."""
+        if state.get("version") != STATE_VERSION or state.get("alpha") != ALPHA:
+            raise ValueError(
+                f"latency sketch version {state.get('version')!r} alpha {state.get('alpha')!r} "
+                f"is not version {STATE_VERSION} alpha {ALPHA}; the window cannot be merged"
+            )
+        sketch = cls()
+        sketch.zero = int(state["zero"])
+        sketch.min, sketch.max = float(state["min"]), float(state["max"])
+        counts = {int(state["offset"]) + k: int(c) for k, c in enumerate(state["counts"]) if c}
+        sketch._add_indexed(counts)
+        return sketch
+
+
+def sketch_of(values: Iterable[float]) -> LatencySketch:
+    """A new sketch holding ``values``."""
+    sketch = LatencySketch()
+    sketch.add_many(values)
+    return sketch
+
+
+def merge_latencies(
+    samples: list[float],
+    sketch_state: Mapping[str, Any],
+    new_samples: Sequence[float],
+    new_sketch: LatencySketch | None = None,
+) -> tuple[list[float], dict[str, Any]]:
+    """A window's stored latencies plus new ones: exact up to ``EXACT_LIMIT``, a sketch past it.
+
+    Returns the samples and sketch state to store; exactly one of them is
+    non-empty once there is any sample.
+    """
+    exact = not sketch_state and new_sketch is None
+    if exact and len(samples) + len(new_samples) <= EXACT_LIMIT:
+        return [*samples, *new_samples], {}
+    sketch = LatencySketch.from_state(sketch_state) if sketch_state else LatencySketch()
+    sketch.add_many(samples)
+    sketch.add_many(new_samples)
+    if new_sketch is not None:
+        sketch.merge(new_sketch)
+    return [], sketch.to_state()
+
+
+def window_quantiles(
+    samples: Sequence[float], sketch_state: Mapping[str, Any], qs: Sequence[float]
+) -> list[float | None]:
+    """Quantiles of a window's latencies: exact from samples, or from its sketch."""
+    if sketch_state:
+        sketch = LatencySketch.from_state(sketch_state)
+        sketch.add_many(samples)
+        return sketch.quantiles(qs)
+    return exact_quantiles(samples, qs)
+
+
+def exact_quantiles(samples: Sequence[float], qs: Sequence[float]) -> list[float | None]:
+    """Several nearest-rank quantiles from one sort."""
+    if not samples:
+        return [None for _ in qs]
+    ordered = sorted(samples)
+    return [ordered[max(1, math.ceil(q * len(ordered))) - 1] for q in qs]
