@@ -57,28 +57,33 @@ class SecondWindows:
     """The window of each second of ISO timestamps seen in one poll, when it is provable."""
 
     def __init__(self, builder: RecordBuilder, window_s: float, bounds: TimeBounds) -> None:
-        self.cache: dict[str, int] = {}
+        self.exact: dict[str, int] = {}  # by the timestamp's full text
+        self.by_second: dict[str, int] = {}  # by the text without its fraction
         self._timestamp = builder.timestamp
         self._window_s = window_s
         self._whole_window = float(window_s).is_integer()
         self._bounds = bounds
 
-    def miss(self, text: str, key: str) -> int | None:
-        """Parse ``text`` generally; cache and return its window if ``key`` pins it, else None."""
+    def miss(self, text: str, key: str, whole_second: bool) -> int | None:
+        """Parse ``text`` generally; cache and return its window if ``key`` pins it, else None.
+
+        ``whole_second``: ``key`` is ``text`` without its fraction, to stand for
+        every fraction of that second; otherwise it is ``text`` itself.
+        """
         try:
             moment = self._timestamp(text)
         except FieldError:
             return None
         bounds = self._bounds
-        if len(key) == len(text):  # no fraction was cut: the key is the exact text
+        if not whole_second:
             if not bounds.oldest <= moment <= bounds.latest:
                 return None
-            bucket = self.cache[key] = math.floor(moment.timestamp() / self._window_s)
+            bucket = self.exact[key] = math.floor(moment.timestamp() / self._window_s)
             return bucket
         second = self._second(text, key, moment)
         if second is None or second < bounds.oldest or second + _ONE_SECOND > bounds.latest:
             return None
-        bucket = self.cache[key] = math.floor(second.timestamp() / self._window_s)
+        bucket = self.by_second[key] = math.floor(second.timestamp() / self._window_s)
         return bucket
 
     def _second(self, text: str, key: str, moment: datetime) -> datetime | None:
@@ -145,7 +150,7 @@ class JsonFastPath:
         max_duration = LONGEST_DURATION_MS / unit_ms  # coerce_duration_ms's own bound
         iso_first, timestamp = self._iso_first, self._builder.timestamp
         seconds = SecondWindows(self._builder, folder.window_s, bounds)
-        cache, window_s = seconds.cache, folder.window_s
+        exact, by_second, window_s = seconds.exact, seconds.by_second, folder.window_s
         oldest, latest = bounds.oldest, bounds.latest
         tallies, max_bytes = folder.tallies, self._parser.max_bytes
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
@@ -230,14 +235,14 @@ class JsonFastPath:
             bucket = None
             if iso_first and type(moment) is str:
                 rest = moment[19:]
-                key = moment
+                table, key = exact, moment
                 if rest[:1] == ".":
                     zone = rest[1:].lstrip(_DIGITS)
                     if len(zone) < len(rest) - 1:
-                        key = moment[:19] + zone
-                bucket = cache.get(key)
+                        table, key = by_second, moment[:19] + zone
+                bucket = table.get(key)
                 if bucket is None:
-                    bucket = seconds.miss(moment, key)
+                    bucket = seconds.miss(moment, key, table is by_second)
             if bucket is None:
                 if moment is None:
                     general(raw)

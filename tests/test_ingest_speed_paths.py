@@ -1,0 +1,449 @@
+"""The fast ingestion paths give exactly what the general path gives, and reading stays incremental.
+
+The JSON-lines hot path (``json_ingest``) folds plain lines without building
+records, caches each second's window, and hands anything unusual to the
+general path. These tests feed the same lines, hand-picked and generated, to
+the new fold and to the path it replaced (``ingest._parse`` then
+``windows.fold``), and require the same windows, counts, samples, versions,
+frames and rejections. Then: a poll of a 10 GiB file that grew by 1 MiB reads
+1 MiB, and the benchmark's code paths run on a few lines.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from benchmarks import ingest as bench
+from states.settings import Settings
+from states.telemetry import ingest, tailing
+from states.telemetry.folding import TimeBounds, WindowFolder
+from states.telemetry.formats import FormatSpec, make_parser
+from states.telemetry.json_ingest import JsonFastPath
+from states.telemetry.records import Record
+from states.telemetry.sketches import sketch_of
+from states.telemetry.windows import PartialWindow, fold
+from storage import repository as repo
+from storage.db import open_database
+from storage.tables import CursorRow
+
+NOW = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+RETENTION = timedelta(minutes=10)
+BOUNDS = TimeBounds(oldest=NOW - RETENTION, latest=NOW + ingest.FUTURE_TOLERANCE)
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# --- the two paths ---------------------------------------------------------------------------
+
+
+def general_path(
+    spec: FormatSpec, lines: list[bytes], window_s: float
+) -> tuple[dict[Any, PartialWindow], Counter[str], int]:
+    """What ingestion did before the fast path: records first, then ``windows.fold``."""
+    parser = make_parser(spec)
+    records, rejected = ingest._parse(spec, parser, lines, NOW, BOUNDS.oldest)
+    return fold(records, window_s), rejected, len(records)
+
+
+def fast_path(
+    spec: FormatSpec, lines: list[bytes], window_s: float
+) -> tuple[dict[Any, PartialWindow], Counter[str], int]:
+    folder = WindowFolder(window_s)
+    rejected = ingest._fold_lines(spec, make_parser(spec), lines, folder, BOUNDS, None)
+    return folder.partials(), rejected, folder.records
+
+
+def comparable(part: PartialWindow) -> dict[str, Any]:
+    """A window's content; samples as a multiset, sketched as the fold would sketch them."""
+    samples = sorted(part.samples)
+    sketch = part.sketch.to_state() if part.sketch is not None else None
+    return {
+        "count": part.count,
+        "errors": part.errors,
+        "samples": samples if sketch is None else sketch,
+        "versions": dict(part.versions),
+        "frames": part.frames,
+    }
+
+
+def reference(part: PartialWindow, threshold: int = 1024) -> dict[str, Any]:
+    found = comparable(part)
+    if len(part.samples) > threshold:
+        found["samples"] = sketch_of(part.samples).to_state()
+    return found
+
+
+def assert_same(spec: FormatSpec, lines: list[bytes], window_s: float = 60.0) -> None:
+    slow_parts, slow_rejected, slow_records = general_path(spec, lines, window_s)
+    fast_parts, fast_rejected, fast_records = fast_path(spec, lines, window_s)
+    assert fast_rejected == slow_rejected
+    assert fast_records == slow_records
+    assert {k: comparable(p) for k, p in fast_parts.items()} == {
+        k: reference(p) for k, p in slow_parts.items()
+    }
+
+
+def line(**fields: Any) -> bytes:
+    record: dict[str, Any] = {
+        "ts": (NOW - timedelta(seconds=30)).isoformat(),
+        "component": "catalog",
+        "operation": "GET /x",
+        "duration_ms": 12.5,
+        "status": 200,
+        "level": "info",
+        "message": "served",
+        "version": "abc1234",
+        "instance": "web-1",
+    }
+    record.update(fields)
+    return json.dumps({k: v for k, v in record.items() if v is not _DROP}).encode()
+
+
+_DROP = object()
+
+
+# --- hand-picked lines -----------------------------------------------------------------------
+
+
+def test_the_default_json_shape_takes_the_fast_path() -> None:
+    assert JsonFastPath.for_parser(make_parser(FormatSpec())) is not None
+
+
+def test_a_dotted_field_mapping_keeps_the_general_path() -> None:
+    spec = FormatSpec(fields={"component": ["svc.name"]})
+    assert JsonFastPath.for_parser(make_parser(spec)) is None
+
+
+ODD_VALUES: list[dict[str, Any]] = [
+    {},
+    {"ts": "2026-03-01T11:59:30Z"},
+    {"ts": "2026-03-01T11:59:30.5Z"},
+    {"ts": "2026-03-01T11:59:30.123456789+01:00"},
+    {"ts": "2026-03-01 11:59:30,5"},
+    {"ts": "2026-03-01T11:59:30."},
+    {"ts": "2026-03-01T11:59:30.Z"},
+    {"ts": "2026-03-01T11:59:30..5Z"},
+    {"ts": "2026-03-01T11:59:30.12.5Z"},
+    {"ts": "2026-03-01T11:59:30.\u0663Z"},
+    {"ts": "2026-03-01T11:59:30.5+01:00:00.5"},
+    {"ts": "2026-03-01T11:59:30+00:00:00.5"},
+    {"ts": "2026-03-01"},
+    {"ts": "2026-03-01T11:59"},
+    {"ts": "20260301T115930.5Z"},
+    {"ts": "2026-03-01T11:59:60Z"},
+    {"ts": 1772366370},
+    {"ts": 1772366370.75},
+    {"ts": 1772366370750},
+    {"ts": True},
+    {"ts": None, "timestamp": "2026-03-01T11:59:31Z"},
+    {"ts": _DROP, "time": "2026-03-01T11:59:32.1Z"},
+    {"ts": "yesterday"},
+    {"ts": (NOW + ingest.FUTURE_TOLERANCE).isoformat()},
+    {"ts": (NOW + ingest.FUTURE_TOLERANCE + timedelta(microseconds=1)).isoformat()},
+    {"ts": (NOW + ingest.FUTURE_TOLERANCE - timedelta(microseconds=1)).isoformat()},
+    {"ts": (NOW - RETENTION).isoformat()},
+    {"ts": (NOW - RETENTION - timedelta(microseconds=1)).isoformat()},
+    {"ts": (NOW - RETENTION).replace(microsecond=0).isoformat()},
+    {"ts": (NOW + ingest.FUTURE_TOLERANCE).replace(microsecond=0).isoformat() + ".9"},
+    {"component": ""},
+    {"component": None, "service": "cart"},
+    {"component": 7},
+    {"component": ["a"]},
+    {"operation": None},
+    {"operation": 3},
+    {"operation": {"x": 1}},
+    {"duration_ms": 12},
+    {"duration_ms": -1},
+    {"duration_ms": -0.0},
+    {"duration_ms": 0},
+    {"duration_ms": 1e300},
+    {"duration_ms": 366 * 24 * 3_600_000.0},
+    {"duration_ms": 366 * 24 * 3_600_000},
+    {"duration_ms": 366 * 24 * 3_600_000 + 1},
+    {"duration_ms": "15ms"},
+    {"duration_ms": True},
+    {"duration_ms": None},
+    {"status": 500},
+    {"status": 999},
+    {"status": 1000},
+    {"status": -1},
+    {"status": "503"},
+    {"status": 200.0},
+    {"status": False},
+    {"level": "ERROR"},
+    {"level": "warn"},
+    {"level": "Warning"},
+    {"level": "fatal"},
+    {"level": 3},
+    {"level": None, "severity": "err"},
+    {"level": ["x"]},
+    {"level": "   "},
+    {"version": ""},
+    {"version": 2},
+    {"version": None},
+    {"instance": ""},
+    {"instance": None, "host": "web-9"},
+    {"instance": 4},
+    {"instance": {"x": 1}},
+    {"message": {"nested": True}},
+    {"stack": None},
+    {"stack": 'Traceback:\n  File "shop/catalog.py", line 12, in search\nValueError'},
+    {"stack_trace": ['  File "shop/catalog.py", line 12, in search']},
+    {"exc_info": 5},
+]
+
+
+@pytest.mark.parametrize("window_s", [60.0, 1.0, 0.5, 7.5, 3600.0])
+def test_odd_values_fold_as_the_general_path_folds_them(window_s: float) -> None:
+    lines = [line(**values) for values in ODD_VALUES]
+    lines += [b"", b"   ", b"not json", b"[1, 2]", b'"text"', b"{", b"\xff\xfe", b"{}"]
+    lines += [line(ts=(NOW - timedelta(seconds=s / 7)).isoformat()) for s in range(400)]
+    assert_same(FormatSpec(), lines, window_s)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        FormatSpec(timezone="Europe/Paris"),
+        FormatSpec(timezone="+05:30"),
+        FormatSpec(timestamp_formats=["epoch", "iso8601"]),
+        FormatSpec(timestamp_formats=["%Y-%m-%d %H:%M:%S"]),
+        FormatSpec(duration_unit="s"),
+        FormatSpec(duration_unit="ns"),
+        FormatSpec(component="shop", fields={"component": []}),
+        FormatSpec(fields={"timestamp": ["when", "ts"], "stack": ["a", "b", "c", "d"]}),
+        FormatSpec(max_line_bytes=200),
+    ],
+    ids=lambda spec: repr(spec.model_dump(exclude_defaults=True)),
+)
+def test_other_configurations_fold_as_the_general_path(spec: FormatSpec) -> None:
+    naive = [(NOW - timedelta(seconds=s, milliseconds=s)).replace(tzinfo=None) for s in range(90)]
+    lines = [line(ts=moment.isoformat()) for moment in naive]
+    lines += [line(ts=moment.strftime("%Y-%m-%d %H:%M:%S")) for moment in naive[:10]]
+    lines += [line(**values) for values in ODD_VALUES]
+    lines += [line(when="2026-03-01T11:59:00Z", ts=_DROP), line(d="x", duration_ms=2)]
+    lines += [line(message="m" * 300)]
+    assert_same(spec, lines)
+
+
+def test_a_window_with_many_samples_is_sketched_identically() -> None:
+    lines = [line(duration_ms=1 + i % 977 * 0.37, instance=f"web-{i % 3}") for i in range(5000)]
+    assert_same(FormatSpec(), lines)
+    parts, _, _ = fast_path(FormatSpec(), lines, 60.0)
+    assert all(part.sketch is not None and not part.samples for part in parts.values())
+
+
+def test_lines_interleaving_fast_and_general_keep_frames_in_record_order() -> None:
+    frames = [f'  File "shop/m{i}.py", line {i}, in f{i}' for i in range(25)]
+    lines = [line(stack=[frame], instance=f"web-{i % 2}") for i, frame in enumerate(frames)]
+    lines = [item for pair in zip(lines, [line()] * 25, strict=True) for item in pair]
+    assert_same(FormatSpec(), lines)
+
+
+# --- generated lines ---------------------------------------------------------------------------
+
+_fraction = st.text(alphabet="0123456789", min_size=0, max_size=9)
+_zone = st.sampled_from(["", "Z", "+00:00", "+01:00", "-05:30", "+0100", "+01:00:00.5"])
+_separator = st.sampled_from(["T", " "])
+
+
+@st.composite
+def iso_timestamps(draw: Callable[..., Any]) -> str:
+    # Around "now", around the oldest accepted time, and just past the future bound.
+    anchor = draw(st.sampled_from([NOW, BOUNDS.oldest, BOUNDS.latest]))
+    moment = anchor + timedelta(seconds=draw(st.integers(-3, 3)))
+    head = moment.replace(tzinfo=None).isoformat(sep=draw(_separator), timespec="seconds")
+    fraction = draw(_fraction)
+    return head + ("." + fraction if fraction or draw(st.booleans()) else "") + draw(_zone)
+
+
+_values: dict[str, st.SearchStrategy[Any]] = {
+    "ts": st.one_of(
+        iso_timestamps(),
+        st.integers(1_772_360_000, 1_772_370_000),
+        st.floats(1.772e9, 1.773e9),
+        st.text(max_size=12),
+        st.none(),
+    ),
+    "component": st.one_of(st.sampled_from(["catalog", "cart", ""]), st.none(), st.integers()),
+    "operation": st.one_of(st.sampled_from(["GET /x", ""]), st.none(), st.booleans()),
+    "duration_ms": st.one_of(
+        st.floats(allow_nan=False), st.integers(-5, 10**12), st.none(), st.just("12ms")
+    ),
+    "status": st.one_of(st.integers(-2, 1002), st.none(), st.just("500"), st.booleans()),
+    "level": st.one_of(
+        st.sampled_from(["info", "INFO", "warn", "error", "fatal", "weird", ""]),
+        st.none(),
+        st.integers(0, 9),
+    ),
+    "version": st.one_of(st.sampled_from(["v1", "v2", ""]), st.none(), st.integers(0, 3)),
+    "instance": st.one_of(st.sampled_from(["web-1", "web-2", ""]), st.none(), st.integers(0, 2)),
+    "stack": st.one_of(st.none(), st.just('  File "a.py", line 1, in f')),
+}
+
+
+@st.composite
+def json_lines(draw: Callable[..., Any]) -> bytes:
+    record = {key: draw(values) for key, values in _values.items() if draw(st.integers(0, 9))}
+    if draw(st.integers(0, 19)) == 0:
+        return draw(st.binary(max_size=40))
+    return json.dumps(record).encode()
+
+
+@PROPERTY
+@given(
+    lines=st.lists(json_lines(), max_size=60),
+    window_s=st.sampled_from([60.0, 1.0, 0.25, 2.5]),
+    spec=st.sampled_from(
+        [FormatSpec(), FormatSpec(timezone="Europe/Paris"), FormatSpec(duration_unit="us")]
+    ),
+)
+def test_generated_lines_fold_as_the_general_path(
+    lines: list[bytes], window_s: float, spec: FormatSpec
+) -> None:
+    assert_same(spec, lines, window_s)
+
+
+# --- reading only what is new -------------------------------------------------------------------
+
+
+def _settings(root: Path, log: Path) -> Settings:
+    return Settings.model_validate(
+        {
+            "agent": {"data_dir": str(root / "data")},
+            "telemetry": {"sources": [{"name": "app", "paths": [str(log)]}]},
+            "deploy": {
+                "kind": "command",
+                "command": {"targets": ["t1"], "deploy": ["true"], "version": ["true"]},
+            },
+        }
+    )
+
+
+def _bytes_read_by_this_process() -> int:
+    for entry in Path("/proc/self/io").read_text().splitlines():
+        if entry.startswith("rchar:"):
+            return int(entry.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.fixture
+def read_results(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tailing.ReadResult]]:
+    """Every ``ReadResult`` the poll gets from the reader."""
+    seen: list[tailing.ReadResult] = []
+    real = ingest.read_new_lines
+
+    def recording(*args: Any, **kwargs: Any) -> tailing.ReadResult:
+        result = real(*args, **kwargs)
+        seen.append(result)
+        return result
+
+    monkeypatch.setattr(ingest, "read_new_lines", recording)
+    yield seen
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io")
+def test_a_poll_of_a_10_gib_file_that_grew_by_1_mib_reads_about_1_mib(
+    tmp_path: Path, read_results: list[tailing.ReadResult]
+) -> None:
+    log = tmp_path / "logs" / "app.log"
+    log.parent.mkdir()
+    with log.open("wb") as handle:  # sparse: 10 GiB long, nothing on disk
+        handle.truncate(10 * 2**30)
+    settings = _settings(tmp_path, log)
+    db = open_database(settings.agent.data_dir / "selfheal.db")
+    st_ = log.stat()
+    cursor = CursorRow(
+        key=f"app:{log}",
+        source="app",
+        path=str(log),
+        device=st_.st_dev,
+        inode=st_.st_ino,
+        offset=st_.st_size,
+        head=bytes(tailing.HEAD_BYTES).hex(),
+        updated_at=NOW,
+    )
+    db.transact(lambda s: s.add(cursor))
+    complete_lines = [line(ts=(NOW - timedelta(seconds=i / 100)).isoformat()) for i in range(4900)]
+    new_lines = b"".join(raw + b"\n" for raw in complete_lines)
+    new_lines += b"{" + b"x" * (2**20 - len(new_lines) - 1)  # a line still being written
+    assert len(new_lines) == 2**20
+    with log.open("ab") as handle:
+        handle.write(new_lines)
+
+    before = _bytes_read_by_this_process()
+    report = ingest.poll_sources(settings, db, NOW)
+    read = _bytes_read_by_this_process() - before
+
+    [result] = read_results
+    complete = new_lines.rfind(b"\n") + 1
+    assert result.bytes_read == complete
+    assert report.lines == report.records == 4900
+    assert read < 2**20 + 256 * 1024  # the new MiB, plus the database's pages
+    stored = db.query(repo.cursors)[f"app:{log}"]
+    assert stored.offset == 10 * 2**30 + complete
+    db.dispose()
+
+
+def test_polls_after_the_first_read_only_what_was_appended(
+    tmp_path: Path, read_results: list[tailing.ReadResult]
+) -> None:
+    log = tmp_path / "logs" / "app.log"
+    log.parent.mkdir()
+    first = b"".join(line() + b"\n" for _ in range(20_000))
+    log.write_bytes(first)
+    settings = _settings(tmp_path, log)
+    db = open_database(settings.agent.data_dir / "selfheal.db")
+    ingest.poll_sources(settings, db, NOW)
+    grown = b"".join(line() + b"\n" for _ in range(10))
+    with log.open("ab") as handle:
+        handle.write(grown)
+
+    ingest.poll_sources(settings, db, NOW)
+
+    assert [r.bytes_read for r in read_results] == [len(first), len(grown)]
+    db.dispose()
+
+
+# --- the benchmark's own paths --------------------------------------------------------------
+
+
+def test_the_ingest_benchmark_accounts_for_every_line_and_writes_json(tmp_path: Path) -> None:
+    results = bench.run(lines=400, repeats=1, formats=["json", "syslog"])
+
+    rows = {row["name"]: row for row in results["rows"]}
+    for kind in ("json", "syslog"):
+        stored = rows[f"{kind}: end to end"]["stored"]
+        assert stored["counted"] == stored["records"] == 400
+        assert stored["rejected"] == {}
+    assert rows["syslog: end to end"]["stored"]["templates"] > 0
+    assert rows["syslog: end to end"]["stored"]["template_keys_in_windows"] > 0
+    assert "json: orjson.loads alone" in rows
+    assert "syslog: drain3 alone, default config" in rows
+    assert set(results["cpu_ratios"]) == {
+        "json_end_to_end_over_orjson",
+        "syslog_end_to_end_over_drain3_default",
+        "syslog_end_to_end_over_drain3_masked",
+    }
+    out = tmp_path / "ingest.json"
+    assert (
+        bench.main(["--lines", "50", "--repeats", "1", "--formats", "nginx", "--out", str(out)])
+        == 0
+    )
+    assert json.loads(out.read_text())["rows"][0]["stored"]["counted"] == 50
+
+
+def test_the_benchmark_generators_write_lines_each_format_accepts() -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    for kind in bench.FORMATS:
+        parser = make_parser(FormatSpec(kind=kind))
+        results = [parser.parse(raw.encode()) for raw in bench.log_lines(kind, 200, now)]
+        assert all(isinstance(result, Record) for result in results), kind
