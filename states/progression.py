@@ -7,6 +7,14 @@ a beat found ``running`` after a restart was interrupted, counts as an
 attempt, and runs again (handlers are idempotent). When every beat has
 finished, the phase's completion trigger moves the machine on.
 
+An attempt found ``running`` whose process died under it (a kill, a power
+cut) was not failed by its handler: it counts as an attempt but never uses up
+the beat's retries by itself; only ``MAX_KILLED_ATTEMPTS`` deaths in a row
+make the beat give up, so a beat that kills its process every time cannot
+loop forever. Each attempt is claimed by its process (``storage.claims``),
+which is how a restart tells such a death from an attempt its own process
+abandoned (an interrupt that escaped the handler), which counts as a failure.
+
 A wait is decided on the monotonic clock, not by comparing ``not_before``
 with wall time: the checkpoint also stores the wait as a countdown
 (``Countdown``), so a wall clock stepped by hours neither cuts a wait
@@ -15,6 +23,8 @@ short nor stretches it; ``not_before`` stays as the wall-time estimate people re
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,13 +40,16 @@ from states.deploy.deployers import Deployer
 from states.execution import Outcome, Status, execute_beat_once
 from states.registry import handler
 from states.settings import Settings
+from storage import claims, timers
 from storage import repository as repo
-from storage import timers
 from storage.db import Database
 from storage.repository import Session
 from storage.tables import BeatRunRow
 
 DONE = ("finished", "skipped")
+MAX_KILLED_ATTEMPTS = 3
+# This process, as the owner of the attempts it starts (pids are reused, tokens are not).
+PROCESS = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
 log = structlog.get_logger("selfheal.progression")
 
 
@@ -74,17 +87,27 @@ def _pending(spec: SequenceSpec, runs: dict[str, BeatRunRow]) -> BeatSpec | None
 
 def _start(
     session: Session, rt: Runtime, beat: BeatSpec, phase: str, entry_id: int, cycle_id: str | None
-) -> tuple[int, bool, dict[str, Any], bool]:
-    """Mark the beat running; returns (attempt, waited, previous output, crashed too often)."""
+) -> tuple[int, bool, dict[str, Any], str]:
+    """Mark the beat running; returns (attempt, waited, previous output, why to give up or "")."""
     run = repo.beat_run(session, entry_id=entry_id, beat_id=beat.id, phase=phase, cycle_id=cycle_id)
     waited = run.status == "waiting"
     interrupted = run.status == "running"
     run.attempts += 1  # a wait resets attempts to 0, so the resumed call is attempt 1
     run.status = "running"
-    run.started_at = rt.clock.now()
+    run.started_at = now = rt.clock.now()
     session.add(run)
-    exhausted = interrupted and run.attempts > beat.retries + 1
-    return run.attempts, waited, dict(run.output), exhausted
+    key = wait_key(entry_id, beat.id)
+    previous_claim = claims.claim(session, key)
+    kills = previous_claim.kills if previous_claim is not None else 0
+    give_up = ""
+    if interrupted and previous_claim is not None and previous_claim.owner != PROCESS:
+        kills += 1
+        if kills > MAX_KILLED_ATTEMPTS:
+            give_up = f"its process died {kills} times while running it; giving up"
+    elif interrupted and run.attempts > beat.retries + 1:
+        give_up = f"interrupted {run.attempts - 1} times; giving up"
+    claims.set_claim(session, key, owner=PROCESS, kills=kills, now=now)
+    return run.attempts, waited, dict(run.output), give_up
 
 
 def _apply_cycle_updates(session: Session, cycle_id: str | None, updates: dict[str, Any]) -> None:
@@ -118,6 +141,7 @@ def _checkpoint(
     )
     run.error = outcome.error
     run.not_before = outcome.not_before
+    claims.release(session, wait_key(entry_id, beat.id))
     _store_wait(session, rt, wait_key(entry_id, beat.id), outcome.not_before, now)
     if outcome.status in (Status.FINISHED, Status.WAITING):
         run.output = outcome.output
@@ -239,7 +263,7 @@ def _run_beat(
     cycle_id: str | None,
     runs: dict[str, BeatRunRow],
 ) -> Step:
-    attempt, waited, previous, exhausted = rt.db.transact(
+    attempt, waited, previous, give_up = rt.db.transact(
         lambda s: _start(s, rt, beat, spec.phase, entry_id, cycle_id)
     )
     ctx = BeatContext(
@@ -260,8 +284,8 @@ def _run_beat(
         stop_requested=rt.stop_requested,
     )
     with structlog.contextvars.bound_contextvars(cycle_id=cycle_id, phase=spec.phase, beat=beat.id):
-        if exhausted:
-            outcome = Outcome(Status.FAILED, error=f"interrupted {attempt - 1} times; giving up")
+        if give_up:
+            outcome = Outcome(Status.FAILED, error=give_up)
         else:
             log.info("beat started", attempt=attempt, resumed_after_wait=waited)
             failpoints.hit(f"beat:{spec.phase}:{beat.id}:started")

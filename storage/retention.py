@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from storage import timers
+from storage import claims, timers
 from storage.db import Database
 from storage.tables import (
     AnomalyRow,
@@ -64,7 +64,7 @@ def prunable_cycles(session: Session, keep: int) -> list[str]:
 
 
 def delete_cycles(session: Session, cycle_ids: list[str]) -> None:
-    """Every row of these cycles: transitions, checkpoints, artifacts, waves, countdowns."""
+    """Every row of these cycles: transitions, checkpoints, claims, artifacts, waves, countdowns."""
     if not cycle_ids:
         return
     entries = session.exec(
@@ -73,6 +73,7 @@ def delete_cycles(session: Session, cycle_ids: list[str]) -> None:
         )
     )
     keys = [f"beat:{entry}:{beat}" for entry, beat in entries]
+    claims.release_all(session, keys)
     waves = session.exec(
         select(WaveRow.cycle_id, WaveRow.index).where(col(WaveRow.cycle_id).in_(cycle_ids))
     )

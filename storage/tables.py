@@ -315,3 +315,18 @@ class TimerRow(SQLModel, table=True):
     started_mono: float
     boot_id: str
     started_at: datetime = _at()
+
+
+class BeatClaimRow(SQLModel, table=True):
+    """Which process runs a beat's current attempt, and how often that attempt's process died.
+
+    After a restart this tells an attempt whose process was killed (the host, the
+    OOM killer, an operator) from one its own process abandoned (an interrupt
+    that escaped the handler): only the latter is the handler's failure.
+    """
+
+    __tablename__ = "beat_claim"
+    key: str = Field(primary_key=True)
+    owner: str
+    kills: int = 0
+    claimed_at: datetime = _at()
