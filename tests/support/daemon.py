@@ -20,9 +20,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class Daemon:
     """One run of the daemon on ``config``, logging to ``log_path``."""
 
-    def __init__(self, config: Path, log_path: Path) -> None:
+    def __init__(self, config: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.log_path = log_path
+        self.extra_env = dict(env or {})
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -32,7 +33,7 @@ class Daemon:
         return self._process.pid
 
     def start(self) -> Daemon:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
         env.pop("NOTIFY_SOCKET", None)
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
@@ -48,6 +49,11 @@ class Daemon:
 
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once it exited (``-9`` after SIGKILL), else None."""
+        return None if self._process is None else self._process.poll()
 
     def crash(self) -> None:
         """SIGKILL the daemon process alone, as the OOM killer would; its children live on."""

@@ -53,9 +53,9 @@ class Stage:
     def fleet_settings(self) -> LocalFleetSettings:
         return self.fleet.settings
 
-    def start_daemon(self) -> Daemon:
-        """Start a new run of the daemon, logging to ``daemon-<n>.log``."""
-        daemon = Daemon(self.config, self.workspace / f"daemon-{len(self.daemons) + 1}.log")
+    def start_daemon(self, env: dict[str, str] | None = None) -> Daemon:
+        """Start a new run of the daemon (with ``env`` added), logging to ``daemon-<n>.log``."""
+        daemon = Daemon(self.config, self.workspace / f"daemon-{len(self.daemons) + 1}.log", env)
         self.daemons.append(daemon.start())
         return daemon
 
