@@ -18,7 +18,9 @@ abandoned (an interrupt that escaped the handler), which counts as a failure.
 A wait is decided on the monotonic clock, not by comparing ``not_before``
 with wall time: the checkpoint also stores the wait as a countdown
 (``Countdown``), so a wall clock stepped by hours neither cuts a wait
-short nor stretches it; ``not_before`` stays as the wall-time estimate people read.
+short nor stretches it; ``not_before`` stays as the wall-time estimate people
+read. After a reboot the monotonic clock starts afresh, so a wait from before
+it is over and the beat checks again what it waits for.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import structlog
 
 from sequences.schema import BeatSpec, SequenceSpec
 from states import failpoints, machine, steering
-from states.clock import Clock, Countdown, resume_countdown, start_countdown
+from states.clock import Clock, Countdown, remaining_s, start_countdown
 from states.context import ArtifactWriter, BeatContext
 from states.deploy.deployers import Deployer
 from states.execution import Outcome, Status, execute_beat_once
@@ -180,24 +182,16 @@ def _store_wait(
 
 
 def _wait_left_s(rt: Runtime, key: str, not_before: datetime, now: datetime) -> float:
-    """Seconds the beat still waits: its countdown's, or wall time for a wait stored without one."""
+    """Seconds the beat still waits, on its countdown (wall time for a wait stored without one).
+
+    A countdown from another boot is over: the beat is called at once and checks
+    again what it waits for (a bake restarts its own countdown in full).
+    """
     row = rt.db.query(lambda s: timers.timer(s, key))
     if row is None:
         return (not_before - now).total_seconds()
-    stored = Countdown(row.duration_s, row.started_mono, row.boot_id)
-    kept, left = resume_countdown(stored, rt.clock)
-    if kept != stored:
-        rt.db.transact(
-            lambda s: timers.set_timer(
-                s,
-                key,
-                duration_s=kept.duration_s,
-                started_mono=kept.started_mono,
-                boot_id=kept.boot_id,
-                now=now,
-            )
-        )
-    return left
+    left = remaining_s(Countdown(row.duration_s, row.started_mono, row.boot_id), rt.clock)
+    return 0.0 if left is None else left
 
 
 def _fail(

@@ -13,12 +13,12 @@ neither ends it early (skipping the evidence) nor holds the rollout for hours.
 from __future__ import annotations
 
 import statistics
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from states import failpoints
 from states.artifacts import DeploymentArtifact, WaveEntry
-from states.clock import Countdown, resume_countdown, start_countdown
+from states.clock import Countdown, boot_of, resume_countdown, start_countdown
 from states.context import BeatContext, BeatResult, PermanentError, TemporaryError
 from states.deploy.deployers import Deployer, DeployError
 from states.deploy.rollout import GateLimits, GateVerdict, GroupHealth, judge_gate, plan_waves
@@ -206,8 +206,27 @@ def group_health(windows: list[WindowRow]) -> GroupHealth:
     return GroupHealth(sum(w.count for w in windows), sum(w.errors for w in windows), median)
 
 
-def _gate(ctx: BeatContext, cycle: CycleRow, wave: WaveRow, waves: list[WaveRow]) -> GateVerdict:
+def _judging_time(ctx: BeatContext, wave: WaveRow) -> datetime:
+    """The wall time to close the bake's windows at.
+
+    Never before the wall time the bake started at plus the monotonic time since
+    (nor before the application plus one bake, which a gate always waited out,
+    even across a reboot): a wall clock set back during the bake must not leave
+    the windows the bake filled open, and the gate without evidence.
+    """
     now = ctx.clock.now()
+    floors = [now]
+    if wave.applied_at is not None:
+        floors.append(wave.applied_at + timedelta(seconds=ctx.settings.deploy.bake_s))
+    row = ctx.db.query(lambda s: timers.timer(s, bake_key(wave.cycle_id, wave.index)))
+    if row is not None and row.boot_id == boot_of(ctx.clock):
+        elapsed = max(0.0, ctx.clock.monotonic() - row.started_mono)
+        floors.append(row.started_at + timedelta(seconds=elapsed))
+    return max(floors)
+
+
+def _gate(ctx: BeatContext, cycle: CycleRow, wave: WaveRow, waves: list[WaveRow]) -> GateVerdict:
+    now = _judging_time(ctx, wave)
     poll_sources(ctx.settings, ctx.db, now)
     ctx.db.transact(lambda s: close_due_windows(s, ctx.settings, now))
     updated = {t for w in waves if w.index <= wave.index for t in w.targets}
