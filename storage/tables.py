@@ -7,9 +7,11 @@ Times are stored as timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, Column, DateTime, TypeDecorator, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
@@ -32,8 +34,35 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class CompactJSON(TypeDecorator[Any]):
+    """JSON text written and read with orjson: for large, hot columns (latency sketches).
+
+    Same storage as ``JSON`` (text in SQLite); about ten times faster to
+    encode and decode than the standard library for lists of numbers.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
+        def process(value: Any) -> str | None:
+            return None if value is None else orjson.dumps(value).decode()
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
+        def process(value: Any) -> Any:
+            return None if value is None else orjson.loads(value)
+
+        return process
+
+
 def _json_column() -> Any:
     return Column(JSON, nullable=False)
+
+
+def _compact_json_column() -> Any:
+    return Column(CompactJSON, nullable=False)
 
 
 def _at(**kwargs: Any) -> Any:
@@ -187,7 +216,7 @@ class WindowRow(SQLModel, table=True):
     samples: list[float] = Field(default_factory=list, sa_column=_json_column())
     versions: dict[str, int] = Field(default_factory=dict, sa_column=_json_column())
     frames: list[list[Any]] = Field(default_factory=list, sa_column=_json_column())
-    sketch: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    sketch: dict[str, Any] = Field(default_factory=dict, sa_column=_compact_json_column())
     templates: dict[str, int] = Field(default_factory=dict, sa_column=_json_column())
     new_templates: list[str] = Field(default_factory=list, sa_column=_json_column())
 

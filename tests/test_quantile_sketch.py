@@ -227,3 +227,15 @@ def test_a_quiet_window_keeps_exact_samples_and_exact_quantiles(
     (closed,) = db.query(lambda s: repo.component_windows(s, "catalog"))
     assert [closed.p50, closed.p95, closed.p99] == exact_quantiles(durations, (0.5, 0.95, 0.99))
     assert not math.isnan(closed.p99 or 0.0)
+
+
+def test_far_larger_samples_fold_every_older_bucket_into_the_lowest_kept() -> None:
+    sketch = sketch_of([1.0, 2.0, 3.0])
+    sketch.merge(sketch_of([1e200]))
+    sketch.add_many([1e250])
+    assert len(sketch.counts) <= MAX_BUCKETS
+    assert sketch.count == 5
+    assert sketch.quantiles([0.0, 1.0]) == [1.0, 1e250]
+    reference = LatencySketch()
+    reference.add_many([1.0, 2.0, 3.0, 1e200, 1e250])
+    assert sketch.to_state() == reference.to_state()

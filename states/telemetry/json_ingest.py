@@ -143,8 +143,7 @@ class JsonFastPath:
         level_first, *level_rest = names["level"]
         ver_first, *ver_rest = names["version"]
         inst_first, *inst_rest = names["instance"]
-        stack_first, stack_second, stack_third = (*names["stack"], *_NO_KEY * 2)[:3]
-        stack_rest = names["stack"][3:]
+        stack_names, stack_keys = names["stack"], frozenset(names["stack"])
         levels, default_level = LEVEL_SPELLINGS, self._default_level
         unit_ms = self._unit_ms
         max_duration = LONGEST_DURATION_MS / unit_ms  # coerce_duration_ms's own bound
@@ -154,9 +153,12 @@ class JsonFastPath:
         oldest, latest = bounds.oldest, bounds.latest
         tallies, max_bytes = folder.tallies, self._parser.max_bytes
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
-        folded = 0
+        any_too_long = max(map(len, lines), default=0) > max_bytes
+        # Every record, fast or general, counts once in a tally: records are
+        # counted from the tallies at the end instead of once per line.
+        uncounted = folder.records - sum(tally.count for tally in tallies.values())
         for raw in lines:
-            if len(raw) > max_bytes:
+            if any_too_long and len(raw) > max_bytes:
                 general(raw)
                 continue
             try:
@@ -218,10 +220,10 @@ class JsonFastPath:
             if (
                 (version is not None and type(version) is not str)
                 or (instance is not None and type(instance) is not str)
-                or get(stack_first) is not None
-                or get(stack_second) is not None
-                or get(stack_third) is not None
-                or (stack_rest and _first(get, stack_rest) is not None)
+                or (
+                    not values.keys().isdisjoint(stack_keys)
+                    and _first(get, stack_names) is not None
+                )
             ):
                 general(raw)
                 continue
@@ -234,12 +236,12 @@ class JsonFastPath:
                 moment = _first(get, ts_rest)
             bucket = None
             if iso_first and type(moment) is str:
-                rest = moment[19:]
+                head, dot, rest = moment.partition(".")
                 table, key = exact, moment
-                if rest[:1] == ".":
-                    zone = rest[1:].lstrip(_DIGITS)
-                    if len(zone) < len(rest) - 1:
-                        table, key = by_second, moment[:19] + zone
+                if dot and len(head) == 19:
+                    zone = rest.lstrip(_DIGITS)
+                    if len(zone) < len(rest):
+                        table, key = by_second, head + zone
                 bucket = table.get(key)
                 if bucket is None:
                     bucket = seconds.miss(moment, key, table is by_second)
@@ -268,8 +270,7 @@ class JsonFastPath:
                 tally.errors += 1
             if duration is not None:
                 tally.durations.append(duration)
-            folded += 1
-        folder.records += folded
+        folder.records = uncounted + sum(tally.count for tally in tallies.values())
 
 
 def _first(get: Getter, keys: Sequence[Hashable]) -> object:

@@ -33,7 +33,9 @@ combine without loss beyond the bound above.
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -70,64 +72,100 @@ class LatencySketch:
         return math.ceil(math.log(value) * self._inv_log_gamma)
 
     def add_many(self, values: Iterable[float]) -> None:
-        """Count every value; repeated values cost one bucket lookup."""
-        tally = Counter(values)
-        if not tally:
+        """Count every value; the bucket of each is computed by chained ``map`` calls, in C."""
+        values = values if isinstance(values, list) else list(values)
+        if not values:
             return
-        low, high = min(tally), max(tally)
+        low, high = min(values), max(values)
         self.min, self.max = min(self.min, low), max(self.max, high)
-        by_index: dict[int, int] = {}
-        log, inv = math.log, self._inv_log_gamma
-        for value, times in tally.items():
-            if value < MIN_INDEXABLE_MS:
-                self.zero += times
-                continue
-            i = math.ceil(log(value) * inv)
-            by_index[i] = by_index.get(i, 0) + times
-        self._add_indexed(by_index)
+        if low < MIN_INDEXABLE_MS:
+            indexable = [v for v in values if v >= MIN_INDEXABLE_MS]
+            self.zero += len(values) - len(indexable)
+            values = indexable
+        logs = map(math.log, values)
+        self._add_indexed(
+            Counter(map(math.ceil, map(operator.mul, logs, itertools.repeat(self._inv_log_gamma))))
+        )
+
+    def copy(self) -> LatencySketch:
+        """An independent sketch with the same counts."""
+        twin = LatencySketch()
+        twin.offset, twin.counts, twin.zero = self.offset, list(self.counts), self.zero
+        twin.min, twin.max = self.min, self.max
+        return twin
 
     def merge(self, other: LatencySketch) -> None:
-        """Add another sketch's counts to this one."""
+        """Add another sketch's counts to this one (bucket by bucket, as slices)."""
         self.zero += other.zero
         self.min = min(self.min, other.min)
         self.max = max(self.max, other.max)
-        self._add_indexed({other.offset + k: c for k, c in enumerate(other.counts) if c})
+        if not other.counts:
+            return
+        self._cover(other.offset, other.offset + len(other.counts) - 1)
+        start = other.offset - self.offset
+        if start < 0:  # part of the other range lies below what is kept: fold it in
+            self._add_indexed({other.offset + k: c for k, c in enumerate(other.counts) if c})
+            return
+        end = start + len(other.counts)
+        self.counts[start:end] = map(operator.add, self.counts[start:end], other.counts)
 
     def _add_indexed(self, by_index: Mapping[int, int]) -> None:
         if not by_index:
             return
-        low, high = min(by_index), max(by_index)
-        if self.counts:
-            low, high = min(low, self.offset), max(high, self.offset + len(self.counts) - 1)
+        self._cover(min(by_index), max(by_index))
+        counts, offset = self.counts, self.offset
+        if min(by_index) >= offset:
+            for i, c in by_index.items():
+                counts[i - offset] += c
+        else:
+            for i, c in by_index.items():
+                counts[max(i, offset) - offset] += c  # below the kept range: into its lowest
+
+    def _cover(self, low: int, high: int) -> None:
+        """Grow the dense array to span [low, high], at most ``MAX_BUCKETS`` from the top."""
+        if not self.counts:
+            low = max(low, high - MAX_BUCKETS + 1)
+            self.offset, self.counts = low, [0] * (high - low + 1)
+            return
+        old_low, old_high = self.offset, self.offset + len(self.counts) - 1
+        low, high = min(low, old_low), max(high, old_high)
         low = max(low, high - MAX_BUCKETS + 1)  # collapse what falls below the kept range
-        counts = [0] * (high - low + 1)
-        for k, c in enumerate(self.counts):
-            counts[max(self.offset + k, low) - low] += c
-        for i, c in by_index.items():
-            counts[max(i, low) - low] += c
-        self.offset, self.counts = low, counts
+        counts = self.counts
+        if low > old_low:
+            cut = low - old_low
+            counts = [sum(counts[: cut + 1]), *counts[cut + 1 :]]
+            old_low, old_high = low, max(old_high, low)
+        self.counts = [0] * (old_low - low) + counts + [0] * (high - old_high)
+        self.offset = low
 
     def quantiles(self, qs: Sequence[float]) -> list[float | None]:
-        """Nearest-rank quantiles, each within ``ALPHA`` of the exact sample (see the module)."""
+        """Nearest-rank quantiles, each within ``ALPHA`` of the exact sample (see the module).
+
+        One walk over the buckets serves every quantile, lowest rank first.
+        """
         n = self.count
         if n == 0:
             return [None for _ in qs]
-        return [self._at_rank(max(1, math.ceil(q * n)), n) for q in qs]
+        ranks = [max(1, math.ceil(q * n)) for q in qs]
+        found: list[float | None] = [None] * len(qs)
+        seen, k, counts = self.zero, 0, self.counts
+        for j in sorted(range(len(qs)), key=ranks.__getitem__):
+            rank = ranks[j]
+            if rank >= n:
+                found[j] = self.max
+            elif rank <= 1 or rank <= self.zero:
+                found[j] = self.min
+            else:
+                while seen < rank:
+                    seen += counts[k]
+                    k += 1
+                found[j] = self._value_of(self.offset + k - 1)
+        return found
 
-    def _at_rank(self, rank: int, n: int) -> float:
-        if rank <= 1:
-            return self.min
-        if rank >= n:
-            return self.max
-        seen = self.zero
-        if rank <= seen:
-            return self.min
-        for k, c in enumerate(self.counts):
-            seen += c
-            if seen >= rank:
-                value = 2.0 * math.exp((self.offset + k) * self._log_gamma) / (self._gamma + 1)
-                return min(self.max, max(self.min, value))
-        return self.max
+    def _value_of(self, index: int) -> float:
+        """Bucket ``index``'s representative, clamped to what was observed."""
+        value = 2.0 * math.exp(index * self._log_gamma) / (self._gamma + 1)
+        return min(self.max, max(self.min, value))
 
     def to_state(self) -> dict[str, Any]:
         """JSON-ready state: the dense bucket array and its offset, the zero bucket, min, max."""
@@ -152,8 +190,11 @@ class LatencySketch:
         sketch = cls()
         sketch.zero = int(state["zero"])
         sketch.min, sketch.max = float(state["min"]), float(state["max"])
-        counts = {int(state["offset"]) + k: int(c) for k, c in enumerate(state["counts"]) if c}
-        sketch._add_indexed(counts)
+        counts = [int(c) for c in state["counts"]]
+        if len(counts) <= MAX_BUCKETS:
+            sketch.offset, sketch.counts = int(state["offset"]), counts
+        else:  # not written by this code: collapse it into the bound
+            sketch._add_indexed({int(state["offset"]) + k: c for k, c in enumerate(counts) if c})
         return sketch
 
 
@@ -178,11 +219,14 @@ def merge_latencies(
     exact = not sketch_state and new_sketch is None
     if exact and len(samples) + len(new_samples) <= EXACT_LIMIT:
         return [*samples, *new_samples], {}
-    sketch = LatencySketch.from_state(sketch_state) if sketch_state else LatencySketch()
+    if sketch_state:
+        sketch = LatencySketch.from_state(sketch_state)
+        if new_sketch is not None:
+            sketch.merge(new_sketch)
+    else:  # a copy: a retried transaction merges the same partial again
+        sketch = LatencySketch() if new_sketch is None else new_sketch.copy()
     sketch.add_many(samples)
     sketch.add_many(new_samples)
-    if new_sketch is not None:
-        sketch.merge(new_sketch)
     return [], sketch.to_state()
 
 
