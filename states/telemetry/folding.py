@@ -18,7 +18,6 @@ a window's durations already sketched when there are more than
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -48,22 +47,22 @@ class TemplateHit:
 
 @dataclass
 class _Extras:
-    """The rare parts of a window: frames and mined templates, in record order."""
+    """The rare parts of a window, in record order: stack frames and templates new in it."""
 
     frames: list[list[object]] = field(default_factory=list)
-    templates: Counter[str] = field(default_factory=Counter)
     new_templates: list[str] = field(default_factory=list)
 
 
 class Tally:
     """What one (component, instance, window, version) saw in a poll."""
 
-    __slots__ = ("count", "durations", "errors")
+    __slots__ = ("count", "durations", "errors", "templates")
 
     def __init__(self) -> None:
         self.count = 0
         self.errors = 0
         self.durations: list[float] = []
+        self.templates: dict[str, int] | None = None  # mined messages by template key
 
 
 class WindowFolder:
@@ -93,10 +92,16 @@ class WindowFolder:
         if record.duration_ms is not None:
             tally.durations.append(record.duration_ms)
         self.records += 1
-        if record.frames or template is not None:
+        if template is not None:
+            counts = tally.templates
+            if counts is None:
+                counts = tally.templates = {}
+            counts[template.key] = counts.get(template.key, 0) + 1
+        if record.frames or (template is not None and template.is_new):
             self._add_extras(record, bucket, template)
 
     def _add_extras(self, record: Record, bucket: int, template: TemplateHit | None) -> None:
+        new_key = template.key if template is not None and template.is_new else None
         keys = [(record.component, "", bucket)]
         if record.instance:
             keys.append((record.component, record.instance, bucket))
@@ -108,10 +113,8 @@ class WindowFolder:
                 entry: list[object] = [frame.file, frame.line, frame.function]
                 if len(extras.frames) < MAX_FRAMES and entry not in extras.frames:
                     extras.frames.append(entry)
-            if template is not None:
-                extras.templates[template.key] += 1
-                if template.is_new and template.key not in extras.new_templates:
-                    extras.new_templates.append(template.key)
+            if new_key is not None and new_key not in extras.new_templates:
+                extras.new_templates.append(new_key)
 
     def partials(self) -> dict[WindowKey, PartialWindow]:
         """Every window this poll touched, per instance and for all instances."""
@@ -136,12 +139,13 @@ class WindowFolder:
                 part.samples.extend(tally.durations)
                 if version:
                     part.versions[version] += tally.count
+                if tally.templates:
+                    part.templates.update(tally.templates)
                 members[key].append(tally_key)
         self._sketch_large(parts, members)
         for (component, instance, bucket), extras in self._extras.items():
             part = parts[(component, instance, starts[bucket])]
             part.frames = extras.frames
-            part.templates = extras.templates
             part.new_templates = extras.new_templates
         return parts
 

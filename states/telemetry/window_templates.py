@@ -52,6 +52,7 @@ class SourceTemplates:
         self.source = source
         self.miner = miner
         self._every = mines_every_record(kind)
+        self._known: dict[int, TemplateHit] = {}  # one hit object per template, once not new
 
     @classmethod
     def restored(cls, source: str, kind: str, state: Mapping[str, Any] | None) -> SourceTemplates:
@@ -70,7 +71,12 @@ class SourceTemplates:
         if not self.wants(record):
             return None
         template_id, is_new = self.miner.assign(record.message)
-        return TemplateHit(f"{self.source}:{template_id}", is_new)
+        if is_new:
+            return TemplateHit(f"{self.source}:{template_id}", True)
+        known = self._known.get(template_id)
+        if known is None:
+            known = self._known[template_id] = TemplateHit(f"{self.source}:{template_id}", False)
+        return known
 
     def state(self) -> dict[str, Any]:
         """What to store with the poll's cursor."""
