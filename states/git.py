@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,3 +176,134 @@ def tracked_files(repo: Path, rev: str) -> frozenset[str]:
     """Every file path in the tree of ``rev``."""
     out = git(repo, "ls-tree", "-r", "--name-only", "--end-of-options", checked_revision(rev))
     return frozenset(out.splitlines())
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """What one commit did to one file, read from its zero-context diff.
+
+    ``lines`` are the line numbers, in the commit's version of the file, that it
+    added or changed; ``touched`` adds the place of each pure deletion (the line
+    before it), so a commit that only removed lines from a function still
+    touched that function. ``text`` holds the added lines themselves.
+    """
+
+    path: str
+    added: int
+    removed: int
+    lines: tuple[int, ...]
+    touched: tuple[int, ...]
+    text: tuple[str, ...] = ()
+
+
+_DIFF_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+def commit_changes(repo: Path, sha: str) -> list[FileChange]:
+    """Every file a commit changed against its first parent, with its changed lines."""
+    out = git(
+        repo,
+        "-c",
+        "core.quotePath=false",
+        "show",
+        "-U0",
+        "--format=",
+        "--no-color",
+        "--no-ext-diff",
+        "--first-parent",
+        "--src-prefix=a/",
+        "--dst-prefix=b/",
+        "--end-of-options",
+        checked_revision(sha),
+    )
+    return _parse_zero_context_diff(out)
+
+
+def _parse_zero_context_diff(text: str) -> list[FileChange]:
+    changes: list[FileChange] = []
+    for section in re.split(r"^diff --git ", text, flags=re.MULTILINE)[1:]:
+        change = _file_change(section)
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+def _file_change(section: str) -> FileChange | None:
+    """One file's part of a zero-context diff (after its ``diff --git `` header)."""
+    header, _, body = section.partition("\n")
+    old = new = None
+    added = removed = 0
+    lines: list[int] = []
+    touched: list[int] = []
+    text: list[str] = []
+    in_hunk = False
+    for row in body.splitlines():
+        if (match := _DIFF_HUNK.match(row)) is not None:
+            in_hunk = True
+            start, count = int(match.group(2)), int(match.group(3) or "1")
+            lines.extend(range(start, start + count))
+            touched.extend(range(start, start + count) if count else [max(start, 1)])
+        elif in_hunk and row.startswith("+"):
+            added += 1
+            text.append(row[1:])
+        elif in_hunk:
+            removed += row.startswith("-")
+        elif row.startswith("--- a/"):
+            old = row[6:].removesuffix("\t")  # git ends names with spaces with a tab
+        elif row.startswith("+++ b/"):
+            new = row[6:].removesuffix("\t")
+    # Binary files and mode changes have no ---/+++ lines: the header names them.
+    path = new or old or (header.rsplit(" b/", 1)[1] if " b/" in header else None)
+    if path is None:
+        return None
+    return FileChange(path, added, removed, tuple(lines), tuple(touched), tuple(text))
+
+
+def file_text(repo: Path, rev: str, path: str) -> str | None:
+    """The content of ``path`` in ``rev``, or None if it has no such file."""
+    try:
+        return git(repo, "cat-file", "blob", f"{checked_revision(rev)}:{path}")
+    except GitError:
+        return None
+
+
+@dataclass(frozen=True)
+class BlamedLine:
+    """The commit that last changed a line, and where the line was in that commit."""
+
+    commit: str
+    original_line: int
+
+
+_BLAME_HEADER = re.compile(r"^([0-9a-f]{40,64}) (\d+) (\d+)(?: \d+)?$")
+
+
+def blame_lines(repo: Path, rev: str, path: str, lines: Sequence[int]) -> dict[int, BlamedLine]:
+    """For each of ``lines`` of ``path`` at ``rev``, the commit that last changed it.
+
+    Lines past the end of the file (a frame from another build) are left out.
+    """
+    wanted = sorted({n for n in lines if n > 0})
+    if not wanted:
+        return {}
+    ranges = [arg for n in wanted for arg in ("-L", f"{n},{n}")]
+    # git blame (2.39) refuses --end-of-options; a checked hex revision cannot be an option.
+    args = ["blame", "--porcelain", *ranges, checked_revision(rev), "--", path]
+    try:
+        return _parse_blame(git(repo, *args))
+    except GitError:
+        if len(wanted) == 1:
+            return {}
+    found: dict[int, BlamedLine] = {}
+    for n in wanted:  # one range failed (past the end): blame the others one by one
+        found.update(blame_lines(repo, rev, path, [n]))
+    return found
+
+
+def _parse_blame(text: str) -> dict[int, BlamedLine]:
+    found: dict[int, BlamedLine] = {}
+    for row in text.splitlines():
+        match = _BLAME_HEADER.match(row)
+        if match is not None:
+            found[int(match.group(3))] = BlamedLine(match.group(1), int(match.group(2)))
+    return found

@@ -260,6 +260,12 @@ class DiagnoseSettings(_Section):
     )
     max_commits: int = Field(default=200, ge=1, description="Commits considered around onset.")
     lookback_s: float = Field(default=7 * 86400.0, gt=0, description="When versions are unknown.")
+    max_blamed_frames: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="Stack frames whose lines are blamed at the running revision.",
+    )
 
 
 class ValidateSettings(_Section):

@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from states.diagnose import calibration
 from states.diagnose.commits import (
     FEATURE_WEIGHTS,
+    CommitFacts,
     SuspectEvidence,
     commit_features,
     map_frame_file,
@@ -29,12 +31,8 @@ def commit(sha: str, *files: str) -> Commit:
 
 def test_with_no_evidence_only_recency_contributes() -> None:
     features = commit_features(commit("a1", "shop/catalog.py"), NOTHING, position=0, total=4)
-    assert features == {
-        "deployed_at_onset": 0.0,
-        "touches_component_paths": 0.0,
-        "touches_stack_frames": 0.0,
-        "recency": FEATURE_WEIGHTS["recency"],
-        "pattern_prior": 0.0,
+    assert features == {name: 0.0 for name in FEATURE_WEIGHTS} | {
+        "recency": FEATURE_WEIGHTS["recency"]
     }
 
 
@@ -61,6 +59,37 @@ def test_a_commit_touching_a_stack_frames_file_gets_that_weight() -> None:
     assert (
         commit_features(commit("b2", "shop/auth.py"), evidence, 0, 1)["touches_stack_frames"] == 0.0
     )
+
+
+def test_a_test_or_doc_file_under_the_components_paths_is_no_runtime_change() -> None:
+    evidence = SuspectEvidence(component_paths=("shop",))
+    only_tests = commit("a1", "shop/tests/test_catalog.py", "shop/README.md")
+    assert commit_features(only_tests, evidence, 0, 1)["touches_component_paths"] == 0.0
+
+
+def test_facts_from_git_feed_their_features() -> None:
+    facts = CommitFacts(
+        runtime_lines=400,
+        named_functions=frozenset({"shop/catalog.py:search"}),
+        blamed_depths=(1, 0),
+        called_functions=frozenset({"shop/db.py:query"}),
+        category_cues=True,
+    )
+    features = commit_features(commit("a1", "shop/catalog.py"), NOTHING, 0, 1, facts)
+    for name in (
+        "blamed_frame_line",  # the innermost frame (depth 0) counts in full
+        "touches_named_functions",
+        "touches_called_functions",
+        "adds_category_cues",
+        "change_size",  # saturated at SIZE_SATURATION_LINES
+    ):
+        assert features[name] == FEATURE_WEIGHTS[name], name
+
+
+def test_a_function_an_operation_only_reaches_counts_half() -> None:
+    facts = CommitFacts(reached_functions=frozenset({"shop/db.py:query"}))
+    features = commit_features(commit("a1", "shop/db.py"), NOTHING, 0, 1, facts)
+    assert features["touches_named_functions"] == FEATURE_WEIGHTS["touches_named_functions"] / 2
 
 
 def test_a_commit_touching_a_learned_patterns_files_gets_the_prior() -> None:
@@ -103,7 +132,7 @@ def test_suspects_are_ranked_by_total_score() -> None:
     assert top.score == pytest.approx(sum(top.features.values()), abs=1e-4)
 
 
-def test_confidence_sums_to_one_and_favours_the_standout() -> None:
+def test_shares_sum_to_one_and_favour_the_standout() -> None:
     evidence = SuspectEvidence(
         component_paths=("shop",), stack_files=frozenset({"shop/catalog.py"})
     )
@@ -112,10 +141,15 @@ def test_confidence_sums_to_one_and_favours_the_standout() -> None:
 
     ranked = rank_suspects(commits, evidence)
 
-    assert sum(s.confidence for s in ranked) == pytest.approx(1.0, abs=1e-3)
+    assert sum(s.share for s in ranked) == pytest.approx(1.0, abs=1e-3)
     assert ranked[0].commit.sha == "culprit"
-    assert ranked[0].confidence > 0.9
-    assert all(s.confidence < 0.05 for s in ranked[1:])
+    assert ranked[0].share > 0.9 and ranked[0].confidence > 0.9
+    assert all(s.share < 0.05 and s.confidence < 0.05 for s in ranked[1:])
+
+
+def test_confidence_is_the_calibrated_share() -> None:
+    ranked = rank_suspects([commit("a", "shop/a.py"), commit("b")], SuspectEvidence(("shop",)))
+    assert [s.confidence for s in ranked] == [calibration.confidence(s.share) for s in ranked]
 
 
 def test_indistinguishable_suspects_share_confidence_and_keep_newest_first() -> None:
@@ -123,13 +157,15 @@ def test_indistinguishable_suspects_share_confidence_and_keep_newest_first() -> 
 
     # Only recency differs (0.10 vs 0.05): a close call, not a verdict.
     assert [s.commit.sha for s in ranked] == ["a", "b"]
-    assert 0.5 < ranked[0].confidence < 0.7
-    assert ranked[0].confidence + ranked[1].confidence == pytest.approx(1.0, abs=1e-3)
+    assert 0.5 < ranked[0].share < 0.7
+    assert ranked[0].share + ranked[1].share == pytest.approx(1.0, abs=1e-3)
+    assert ranked[0].confidence < 0.8
 
 
-def test_a_single_commit_is_certain() -> None:
+def test_a_single_commit_takes_the_whole_share() -> None:
     [only] = rank_suspects([commit("a")], NOTHING)
-    assert only.confidence == 1.0
+    assert only.share == 1.0
+    assert only.confidence > 0.99
 
 
 def test_no_commits_rank_nothing() -> None:
@@ -163,6 +199,19 @@ def test_without_a_prefix_the_longest_suffix_match_wins() -> None:
 def test_a_suffix_must_match_whole_path_components() -> None:
     assert map_frame_file("/opt/svc/myshop/catalog.py", [], REPO_FILES) == "catalog.py"
     assert map_frame_file("/opt/svc/notcatalog.py", [], REPO_FILES) is None
+
+
+def test_a_bare_java_file_name_is_placed_by_its_functions_package() -> None:
+    files = frozenset(
+        {
+            "svc/a/src/main/java/com/acme/cart/Cart.java",
+            "svc/b/src/main/java/com/acme/shop/Cart.java",
+        }
+    )
+    placed = map_frame_file("Cart.java", [], files, "com.acme.cart.Cart.addLine")
+    assert placed == "svc/a/src/main/java/com/acme/cart/Cart.java"
+    assert map_frame_file("Cart.java", [], files, "org.other.Cart.addLine") is None
+    assert map_frame_file("HashMap.java", [], files, "java.util.HashMap.get") is None
 
 
 def test_a_frame_outside_the_repository_maps_to_nothing() -> None:

@@ -20,8 +20,14 @@ from states.artifacts import (
     WindowSnapshot,
 )
 from states.context import BeatContext, BeatResult, PermanentError
-from states.diagnose.commits import SuspectEvidence, map_frame_file, rank_suspects, under_paths
-from states.git import Commit, added_lines, commits_between, commits_until, resolve, tracked_files
+from states.diagnose.culprits import (
+    CodeEvidence,
+    LocatedSuspect,
+    commit_range,
+    diagnose_commits,
+)
+from states.diagnose.frames import Frame
+from states.git import Commit, resolve
 from states.learn.signatures import signature_of
 from states.registry import beat
 from storage import repository as repo
@@ -168,15 +174,13 @@ def collect_changes(ctx: BeatContext) -> BeatResult:
         if onset_info["unhealthy_version"]
         else None
     )
-    limit = ctx.settings.diagnose.max_commits
-    if healthy and unhealthy and healthy != unhealthy:
-        commits, basis = commits_between(repo_path, healthy, unhealthy, limit), "version range"
-    else:
-        head = unhealthy or resolve(repo_path, "HEAD")
-        if head is None:
-            raise PermanentError(f"{repo_path}: no commit to diagnose against (empty repository?)")
-        since = onset - timedelta(seconds=ctx.settings.diagnose.lookback_s)
-        commits, basis = commits_until(repo_path, head, since, limit), "time window before onset"
+    settings = ctx.settings.diagnose
+    considered = commit_range(
+        repo_path, healthy, unhealthy, onset, settings.max_commits, settings.lookback_s
+    )
+    if considered is None:
+        raise PermanentError(f"{repo_path}: no commit to diagnose against (empty repository?)")
+    commits, basis = considered
 
     def events(session: Session) -> list[dict[str, Any]]:
         found = _version_events(session, onset_info["component"])
@@ -231,68 +235,44 @@ def _commit_of(d: dict[str, Any]) -> Commit:
     )
 
 
-def _pinpoint(
-    ctx: BeatContext,
-    commit: Commit,
-    evidence: SuspectEvidence,
-    frames: list[list[Any]],
-    files: frozenset[str],
-) -> tuple[str | None, int | None]:
-    """The file and line to blame within a suspect commit."""
-    prefixes = ctx.settings.repository.path_prefixes
-    for frame_file, line, _function in frames:
-        mapped = map_frame_file(str(frame_file), prefixes, files)
-        if mapped in commit.files:
-            return mapped, int(line)
-    relevant = [f for f in commit.files if under_paths(f, evidence.component_paths)] or list(
-        commit.files
-    )
-    if not relevant:
-        return None, None
-    path = relevant[0]
-    changed = added_lines(ctx.settings.repository.path, commit.sha, path)
-    return path, (changed[0] if changed else None)
-
-
 @beat("diagnose.rank_suspects")
 def rank(ctx: BeatContext) -> BeatResult:
     """Rank suspects, pick file and line, list candidates, write diagnosis.json."""
     cycle_id = ctx.require_cycle()
     onset_info, changes = ctx.outputs["find-onset"], ctx.outputs["collect-changes"]
     component = onset_info["component"]
-    commits = [_commit_of(c) for c in changes["commits"]]
-    head = changes["unhealthy"] or resolve(ctx.settings.repository.path, "HEAD")
-    files = tracked_files(ctx.settings.repository.path, head) if head else frozenset()
-    prefixes = ctx.settings.repository.path_prefixes
-    stack_files = {map_frame_file(str(f[0]), prefixes, files) for f in onset_info["frames"]}
+    repo_path = ctx.settings.repository.path
+    head = changes["unhealthy"] or resolve(repo_path, "HEAD")
     cycle = ctx.db.query(lambda s: repo.cycle(s, cycle_id))
     learned = ctx.db.query(
         lambda s: [p for p in repo.patterns(s) if p.component == component and p.successes]
     )
-    evidence = SuspectEvidence(
+    evidence = CodeEvidence(
+        commits=tuple(_commit_of(c) for c in changes["commits"]),
+        running_revision=head,
         component_paths=tuple(ctx.settings.component(component).paths),
-        stack_files=frozenset(f for f in stack_files if f),
         deployed_commits=frozenset(changes["deployed_commits"]),
+        frames=tuple(Frame(str(f), int(n), str(fn)) for f, n, fn in onset_info["frames"]),
         pattern_files=frozenset(f for p in learned for f in p.files),
+        path_prefixes=tuple(ctx.settings.repository.path_prefixes),
+        category=cycle.category,
     )
-    suspects = rank_suspects(commits, evidence)
-    entries = []
-    for s in suspects:
-        path, line = _pinpoint(ctx, s.commit, evidence, onset_info["frames"], files)
-        entries.append(
-            SuspectEntry(
-                commit=s.commit.sha,
-                author=s.commit.author,
-                committed_at=s.commit.committed_at,
-                subject=s.commit.subject,
-                files=list(s.commit.files),
-                score=s.score,
-                confidence=s.confidence,
-                features=s.features,
-                file=path,
-                line=line,
-            )
+    located = diagnose_commits(repo_path, evidence, ctx.settings.diagnose.max_blamed_frames)
+    entries = [
+        SuspectEntry(
+            commit=s.suspect.commit.sha,
+            author=s.suspect.commit.author,
+            committed_at=s.suspect.commit.committed_at,
+            subject=s.suspect.commit.subject,
+            files=list(s.suspect.commit.files),
+            score=s.suspect.score,
+            confidence=s.suspect.confidence,
+            features=s.suspect.features,
+            file=s.file,
+            line=s.line,
         )
+        for s in located
+    ]
     top = entries[0] if entries else None
     confidence = top.confidence if top else 0.0
     conclusive = top is not None and confidence >= ctx.settings.diagnose.min_confidence
@@ -302,7 +282,7 @@ def rank(ctx: BeatContext) -> BeatResult:
             commit=e.commit,
             file=e.file,
             line=e.line,
-            reason=f"suspect score {e.score}",
+            reason=f"suspect score {e.score}, confidence {e.confidence}",
         )
         for e in entries[:3]
         if e.score > 0
@@ -332,7 +312,7 @@ def rank(ctx: BeatContext) -> BeatResult:
         suspects=entries,
         candidates=candidates,
         change_events=changes["events"],
-        evidence=_explain(top, changes, component),
+        evidence=_explain(located[0] if located else None, changes, component),
     )
     ctx.artifacts.write_model(cycle_id, "diagnosis", diagnosis)
     signature = signature_of(component, cycle.category, cycle.metric, sig_files)
@@ -360,12 +340,17 @@ def rank(ctx: BeatContext) -> BeatResult:
     )
 
 
-def _explain(top: SuspectEntry | None, changes: dict[str, Any], component: str) -> list[str]:
+def _explain(top: LocatedSuspect | None, changes: dict[str, Any], component: str) -> list[str]:
     if top is None:
         return [f"no commit found ({changes['basis']}); escalating instead of guessing"]
+    suspect = top.suspect
     lines = [f"{len(changes['commits'])} commit(s) considered from the {changes['basis']}"]
-    lines += [f"{name} contributed {value}" for name, value in top.features.items() if value]
+    lines += [f"{name} contributed {value}" for name, value in suspect.features.items() if value]
+    lines.append(f"softmax share {suspect.share}, calibrated confidence {suspect.confidence}")
     lines.append(
-        f"{top.commit[:12]} '{top.subject}' touches {', '.join(top.files)} (component {component})"
+        f"{suspect.commit.sha[:12]} '{suspect.commit.subject}' touches "
+        f"{', '.join(suspect.commit.files)} (component {component})"
     )
+    if top.file is not None:
+        lines.append(f"{top.file}:{top.line} chosen by {top.located_by}")
     return lines
