@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
@@ -35,6 +36,7 @@ from storage.tables import CommandRow
 
 log = structlog.get_logger("selfheal.engine")
 MAX_STEPS_PER_TICK = 500
+BUDGET_PERIOD = timedelta(days=1)  # what agent.max_cycles_per_day counts over
 
 
 def load_phase_sequences(settings: Settings) -> dict[str, SequenceSpec]:
@@ -168,10 +170,16 @@ def tick(rt: Runtime) -> TickReport:
 
 
 def prune_closed_cycles(rt: Runtime) -> retention.Pruned:
-    """Drop closed cycles beyond ``agent.keep_cycles`` (never fewer than a day's budget of them,
-    which the budget counts) with their artifact directories."""
-    keep = max(rt.settings.agent.keep_cycles, rt.settings.agent.max_cycles_per_day)
-    pruned = retention.prune_cycles(rt.db, rt.settings.agent.data_dir / "cycles", keep)
+    """Drop closed cycles beyond ``agent.keep_cycles`` with their artifact directories.
+
+    Cycles opened in the last day are kept whatever their number: the daily
+    budget counts them, and diagnosis reads the deployments they made.
+    """
+    keep = rt.settings.agent.keep_cycles
+    opened_before = rt.clock.now() - BUDGET_PERIOD
+    pruned = retention.prune_cycles(
+        rt.db, rt.settings.agent.data_dir / "cycles", keep, opened_before
+    )
     if pruned:
         log.info(
             "pruned closed cycles",

@@ -52,8 +52,8 @@ class AgentSettings(_Section):
     keep_cycles: int = Field(
         default=50,
         ge=1,
-        description="Closed cycles whose rows and artifact directories are kept; older ones are "
-        "pruned (never fewer than max_cycles_per_day, nor a component's latest cycle).",
+        description="Closed cycles whose rows and artifact directories are kept; older ones "
+        "are pruned, except cycles opened in the last 24 h and each component's latest.",
     )
 
 

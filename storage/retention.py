@@ -1,19 +1,20 @@
 """Keeping the data directory bounded: closed cycles beyond the newest ``keep`` are pruned.
 
 A cycle leaves rows in several tables and a directory of artifacts. Once it
-is closed and older than the newest ``keep`` closed cycles, every row of it
-goes in one transaction, then its directory. Rows go first: a crash in
-between leaves a directory that no cycle row names, which the next pruning
-removes, whereas the other order could leave rows naming files that are gone.
-The newest closed cycle of each component is always kept (its close time
-starts the component's cooldown). Anomalies that never became a cycle are
-bounded the same way once closed.
+is closed, older than the newest ``keep`` closed cycles and opened before
+``opened_before``, every row of it goes in one transaction, then its
+directory. Rows go first: a crash in between leaves a directory that no cycle
+row names, which the next pruning removes, whereas the other order could
+leave rows naming files that are gone. The newest closed cycle of each
+component is always kept (its close time starts the component's cooldown).
+Anomalies that never became a cycle are bounded the same way once closed.
 """
 
 from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import delete
@@ -46,19 +47,20 @@ class Pruned:
         return bool(self.cycles or self.directories or self.anomalies)
 
 
-def prunable_cycles(session: Session, keep: int) -> list[str]:
-    """Closed cycles beyond the newest ``keep``, except each component's newest closed one."""
+def prunable_cycles(session: Session, keep: int, opened_before: datetime) -> list[str]:
+    """Closed cycles beyond the newest ``keep`` opened before ``opened_before``, except each
+    component's newest closed one."""
     stmt = (
-        select(CycleRow.id, CycleRow.component)
+        select(CycleRow.id, CycleRow.component, CycleRow.opened_at)
         .where(col(CycleRow.closed_at).is_not(None))
         .order_by(col(CycleRow.opened_at).desc(), col(CycleRow.id).desc())
     )
     newest_of_component: set[str] = set()
     old = []
-    for index, (cycle_id, component) in enumerate(session.exec(stmt)):
+    for index, (cycle_id, component, opened_at) in enumerate(session.exec(stmt)):
         if component not in newest_of_component:
             newest_of_component.add(component)
-        elif index >= keep:
+        elif index >= keep and opened_at < opened_before:
             old.append(cycle_id)
     return old
 
@@ -102,17 +104,17 @@ def prune_unattached_anomalies(session: Session, keep: int) -> int:
     return len(ids)
 
 
-def prune_cycles(db: Database, cycles_dir: Path, keep: int) -> Pruned:
+def prune_cycles(db: Database, cycles_dir: Path, keep: int, opened_before: datetime) -> Pruned:
     """Prune rows, then directories, of closed cycles beyond the newest ``keep``."""
 
     def rows(session: Session) -> tuple[list[str], int, set[str]]:
-        old = prunable_cycles(session, keep)
+        old = prunable_cycles(session, keep, opened_before)
         delete_cycles(session, old)
         anomalies = prune_unattached_anomalies(session, keep)
         return old, anomalies, set(session.exec(select(CycleRow.id)))
 
     def nothing_to_do(session: Session) -> set[str] | None:
-        if prunable_cycles(session, keep) or _unattached_beyond(session, keep):
+        if prunable_cycles(session, keep, opened_before) or _unattached_beyond(session, keep):
             return None
         return set(session.exec(select(CycleRow.id)))
 
