@@ -20,8 +20,9 @@ a second is parsed in full by the general code, which also checks that the
 whole second is within the accepted time range and that its window cannot
 change within the second (the window width is a whole number of seconds and
 the zone offset too); only then is the second's window cached for the poll.
-A second at the edge of the range, a fractional window or an odd format is
-parsed line by line, as before.
+A timestamp without a fraction is cached under its exact text, in a table of
+its own, since it speaks for that instant only. A second at the edge of the
+range, a fractional window or an odd format is parsed line by line, as before.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ GeneralPath = Callable[[bytes], None]
 Getter = Callable[[Hashable], object]
 
 ERROR_LEVELS: Final = frozenset({"error", "critical", "fatal"})
-MINED_LEVELS: Final = frozenset({"warning", "error", "critical", "fatal"})
 _ONE_SECOND: Final = timedelta(seconds=1)
 _DIGITS: Final = "0123456789"
 _SECOND_HEAD = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}", re.ASCII)

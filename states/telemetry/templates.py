@@ -38,6 +38,7 @@ from drain3.drain import Drain, LogCluster
 STATE_VERSION: Final = 1
 WILDCARD: Final = "<*>"
 CACHE_LIMIT: Final = 4096  # remembered messages per cache; a full cache starts over
+CACHED_LENGTH: Final = 1024  # longer messages are not remembered (bounds each cache at 4 Mi chars)
 _DIGIT = re.compile(r"\d")
 
 
@@ -275,7 +276,7 @@ class TemplateMiner:
         return cluster, change
 
     def _keep(self, cache: dict[str, LogCluster], text: str, cluster: LogCluster) -> None:
-        if not self._remember:
+        if not self._remember or len(text) > CACHED_LENGTH:
             return
         if len(cache) >= CACHE_LIMIT:
             cache.clear()
