@@ -219,8 +219,10 @@ WRITER = textwrap.dedent(
     path, name, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     print("ready", flush=True)
     assert sys.stdin.readline().strip() == "go"
-    db = open_database(path)
+    # Stamped before opening: opening already competes for the write lock, and
+    # SQLite's sleep-and-retry busy handler can keep a newcomer waiting there.
     print("start", time.monotonic(), flush=True)
+    db = open_database(path)
     for i in range(count):
         def write(session, i=i):
             state = repo.agent_state(session, datetime.now(UTC))
@@ -233,6 +235,7 @@ WRITER = textwrap.dedent(
                 session, verb="pause", reason=f"{name} {i}", target_state=None, force=False,
                 requested_by=name, now=datetime.now(UTC),
             )
+            time.sleep(0.005)  # hold the write lock a moment, so the two writers contend
         db.transact(write)
     print("done", time.monotonic(), flush=True)
     db.dispose()
