@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +34,8 @@ from agent import engine
 from states.progression import Runtime
 from states.settings import Settings
 from storage import repository as repo
+from storage import timers
+from storage.db import open_database
 from storage.tables import CycleRow
 from tests.support.clocks import SteppedClock
 
@@ -287,3 +291,24 @@ def test_a_restart_after_a_reboot_bakes_the_full_duration_again(rollout: Rollout
     assert_each_target_changed_once_in_wave_order(rollout)
     # Neither the 20 s left before the reboot, nor hours: the full bake from the restart.
     assert rollout.passed[1] - restarted_at[0] == pytest.approx(BAKE_S, abs=TICK_S)
+
+
+def test_a_database_made_before_countdowns_gets_their_table_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "selfheal.db"
+    open_database(path).dispose()
+    with closing(sqlite3.connect(path)) as raw:  # as a file written by an earlier release
+        raw.execute("DROP TABLE timer")
+        raw.execute("DROP TABLE beat_claim")
+        raw.commit()
+
+    db = open_database(path)
+    try:
+        assert db.query(lambda s: timers.timer(s, "bake:c1:0")) is None
+        db.transact(
+            lambda s: timers.set_timer(
+                s, "bake:c1:0", duration_s=60.0, started_mono=1.0, boot_id="b", now=START
+            )
+        )
+        assert db.query(lambda s: timers.timer(s, "bake:c1:0")) is not None
+    finally:
+        db.dispose()
