@@ -46,16 +46,10 @@ from typing import Any
 
 import structlog
 
-from tests.support.faults import (
-    KillPoint,
-    TrialResult,
-    bundled_sequences,
-    expected_signature,
-    kill_points,
-    run_trial,
-)
+from tests.support.faults import KillPoint, bundled_sequences, kill_points, run_trial
 from tests.support.soak import SoakPlan, run_soak
 from tests.support.stress import run_stress
+from tests.support.trial_results import TrialResult, expected_signature
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "reliability.json"

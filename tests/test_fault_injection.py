@@ -30,15 +30,8 @@ import pytest
 
 from agent.demo.run import TARGETS
 from states import machine
-from tests.support.faults import (
-    MOMENTS,
-    TrialResult,
-    bundled_sequences,
-    expected_path,
-    expected_signature,
-    kill_points,
-    run_trial,
-)
+from tests.support.faults import MOMENTS, bundled_sequences, kill_points, run_trial
+from tests.support.trial_results import TrialResult, expected_path, expected_signature
 
 PLANS: dict[str, tuple[tuple[str, ...], bool]] = {  # scenario -> (kill points, approval)
     "resolved": (
