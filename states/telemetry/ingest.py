@@ -8,21 +8,20 @@ Malformed lines are counted per source and reason on the cursor and skipped.
 Lines are folded into per-window tallies as they are parsed (``folding``);
 plain JSON lines take a path that builds no record at all (``json_ingest``),
 and every other line the general one, with the same outcome. Which messages
-are mined into templates is decided in ``window_templates``.
+are mined into templates is decided in ``window_templates``; how windows are
+merged, inserted and closed in the database, in ``window_rows``.
 """
 
 from __future__ import annotations
 
 import functools
-import gc
 import glob
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from states.context import BeatContext, BeatResult
 from states.registry import beat
@@ -34,14 +33,26 @@ from states.telemetry.formats import FormatSpec, LineParser, MultilineParser, ma
 from states.telemetry.json_ingest import JsonFastPath
 from states.telemetry.prometheus import metric_sources_due, poll_metric_sources
 from states.telemetry.records import Record
-from states.telemetry.sketches import merge_latencies, window_quantiles
 from states.telemetry.tailing import FileCursor, has_new_bytes, read_new_lines
+from states.telemetry.window_rows import close_due_windows, collection_paused, store_poll
 from states.telemetry.window_templates import SourceTemplates
-from states.telemetry.windows import PartialWindow, closes_at, health_score
 from storage import repository as repo
 from storage.db import Database
 from storage.repository import Session
-from storage.tables import CursorRow, WindowRow
+from storage.tables import CursorRow
+
+__all__ = [  # close_due_windows and store_poll live in window_rows; callers import them here
+    "FUTURE_TOLERANCE",
+    "PollReport",
+    "apply_retention",
+    "close_due_windows",
+    "close_windows",
+    "has_new_telemetry",
+    "poll_sources",
+    "read_sources",
+    "source_files",
+    "store_poll",
+]
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -175,142 +186,6 @@ def _fold_lines(
     return rejected
 
 
-class _Window(Protocol):
-    """What merging needs of a window: a stored ``WindowRow`` or a ``NewWindow``."""
-
-    count: int
-    errors: int
-    samples: list[float]
-    sketch: dict[str, Any]
-    versions: dict[str, int]
-    frames: list[list[Any]]
-    templates: dict[str, int]
-    new_templates: list[str]
-
-
-@dataclass
-class NewWindow:
-    """A window this poll creates; inserted with the others in one statement."""
-
-    component: str
-    instance: str
-    start: datetime
-    end: datetime
-    count: int = 0
-    errors: int = 0
-    samples: list[float] = field(default_factory=list)
-    sketch: dict[str, Any] = field(default_factory=dict)
-    versions: dict[str, int] = field(default_factory=dict)
-    frames: list[list[Any]] = field(default_factory=list)
-    templates: dict[str, int] = field(default_factory=dict)
-    new_templates: list[str] = field(default_factory=list)
-
-
-def _merge(row: _Window, part: PartialWindow) -> None:
-    row.count += part.count
-    row.errors += part.errors
-    row.samples, row.sketch = merge_latencies(row.samples, row.sketch, part.samples, part.sketch)
-    if part.versions:
-        versions = dict(row.versions)
-        for version, count in part.versions.items():
-            versions[version] = versions.get(version, 0) + count
-        row.versions = versions
-    if part.frames:
-        frames = list(row.frames)
-        frames.extend(f for f in part.frames if f not in frames)
-        row.frames = frames[:20]
-    if part.templates:
-        row.templates = window_templates.merge_counts(row.templates, part.templates)
-    if part.new_templates:
-        row.new_templates = window_templates.merge_new(row.new_templates, part.new_templates)
-
-
-def store_poll(
-    session: Session,
-    *,
-    key: str,
-    source: str,
-    cursor: FileCursor,
-    partials: dict[tuple[str, str, datetime], PartialWindow],
-    lines: int,
-    rejected: Counter[str],
-    window_s: float,
-    now: datetime,
-    templates: SourceTemplates | None = None,
-) -> int:
-    """Merge one file's poll into the windows and advance its cursor, atomically.
-
-    ``templates`` is the source's miner after this poll, stored in the same
-    transaction so that it has learned exactly the lines the cursor passed.
-    Returns how many records arrived for windows already closed ("late"),
-    which are counted on the cursor with ``rejected``.
-    """
-    late = _store_windows(session, partials, window_s)
-    stored = session.get(CursorRow, key) or CursorRow(
-        key=key, source=source, path=cursor.path, updated_at=now
-    )
-    stored.device, stored.inode, stored.offset, stored.head = (
-        cursor.device,
-        cursor.inode,
-        cursor.offset,
-        cursor.head,
-    )
-    stored.lines += lines
-    counts = dict(stored.rejected)
-    for reason, count in (rejected + Counter(late=late)).items():
-        counts[reason] = counts.get(reason, 0) + count
-    stored.rejected = counts
-    stored.updated_at = now
-    session.add(stored)
-    if templates is not None:
-        state = templates.state()
-        count = templates.miner.template_count()
-        repo.store_template_state(session, templates.source, state, count, now)
-    return late
-
-
-def _store_windows(
-    session: Session, partials: dict[tuple[str, str, datetime], PartialWindow], window_s: float
-) -> int:
-    """Merge partial windows into stored ones, insert the new ones in one batch; returns late."""
-    existing = repo.windows_for_keys(session, list(partials))
-    width = timedelta(seconds=window_s)
-    created: list[NewWindow] = []
-    late = 0
-    for (component, instance, start), part in partials.items():
-        row = existing.get((component, instance, start))
-        if row is None:
-            new = NewWindow(component, instance, start, start + width)
-            _merge(new, part)
-            created.append(new)
-        elif row.closed:
-            late += part.count if instance == "" else 0
-        else:
-            _merge(row, part)
-            session.add(row)
-    repo.insert_windows(session, [vars(new) for new in created])
-    return late
-
-
-@contextmanager
-def collection_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while one file's poll is folded and stored.
-
-    Folding allocates a dictionary per line, freed at once by reference
-    counting, yet each 700 allocations still make the collector scan the young
-    objects, and now and then the whole heap: a tenth of the time of a large
-    poll, measured. A poll makes no garbage cycles worth a pause (its memory is
-    bounded by ``max_bytes_per_poll``); any it makes are collected afterwards.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 @dataclass(frozen=True)
 class _FilePoll:
     """One poll of one file of a source: read, fold, store with the cursor, report."""
@@ -406,57 +281,6 @@ def _poll_metrics(settings: Settings, db: Database, now: datetime, report: PollR
     report.metric_windows += polled.windows
     report.rejected.update(polled.rejected)
     report.errors.update(polled.errors)
-
-
-def window_statistics(
-    component: str,
-    count: int,
-    errors: int,
-    samples: list[float],
-    sketch: dict[str, Any],
-    settings: Settings,
-) -> dict[str, float | None]:
-    """A finished window's error rate, latency quantiles and health."""
-    slo = settings.component(component).slo_p95_ms
-    error_rate = errors / count if count else 0.0
-    p50, p95, p99 = window_quantiles(samples, sketch, (0.5, 0.95, 0.99))
-    health = health_score(error_rate, p95, slo) if count else None
-    return {"error_rate": error_rate, "p50": p50, "p95": p95, "p99": p99, "health": health}
-
-
-def close_window(row: WindowRow, settings: Settings) -> None:
-    """Compute a finished window's statistics and drop its samples (or sketch)."""
-    stats = window_statistics(
-        row.component, row.count, row.errors, row.samples, row.sketch, settings
-    )
-    row.error_rate = stats["error_rate"] or 0.0
-    row.p50, row.p95, row.p99, row.health = (
-        stats["p50"],
-        stats["p95"],
-        stats["p99"],
-        stats["health"],
-    )
-    row.samples, row.sketch = [], {}
-    row.closed = True
-
-
-def close_due_windows(session: Session, settings: Settings, now: datetime) -> int:
-    """Close every open window whose lateness allowance has passed, in one batched update."""
-    window_s, lateness_s = settings.telemetry.window_s, settings.telemetry.lateness_s
-    with collection_paused():
-        closed = [
-            {"window_id": w.id, **window_statistics(*_latencies(w), settings)}
-            for w in repo.open_window_latencies(session)
-            if closes_at(w.start, window_s, lateness_s) <= now
-        ]
-        repo.store_closed_windows(session, closed)
-    return len(closed)
-
-
-def _latencies(
-    window: repo.OpenWindowLatencies,
-) -> tuple[str, int, int, list[float], dict[str, Any]]:
-    return window.component, window.count, window.errors, window.samples, window.sketch
 
 
 @beat("telemetry.read_sources")
