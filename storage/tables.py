@@ -12,8 +12,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Column, DateTime, TypeDecorator, UniqueConstraint
-from sqlalchemy.engine import Dialect
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Table,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+    inspect,
+)
+from sqlalchemy.engine import Connection, Dialect
 from sqlmodel import Field, SQLModel
 
 
@@ -229,6 +238,31 @@ class TemplateStateRow(SQLModel, table=True):
     templates: int = 0
     state: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
     updated_at: datetime = _at()
+
+
+# The window columns that came with latency sketches and templates, as DDL.
+WINDOW_COLUMNS_ADDED = (("sketch", "'{}'"), ("templates", "'{}'"), ("new_templates", "'[]'"))
+
+
+def _add_window_columns(target: Table, connection: Connection, **_: Any) -> None:
+    """Give an older file's ``metric_window`` the columns that came with this table.
+
+    ``storage.db`` creates the tables a file lacks but alters none. This table
+    arrived together with the window columns, so its creation is the moment
+    a file made before them gains them: empty JSON, as new rows get.
+    """
+    found = inspect(connection)
+    if not found.has_table(WindowRow.__tablename__):
+        return  # a new file: the window table is created whole
+    present = {column["name"] for column in found.get_columns(WindowRow.__tablename__)}
+    for name, default in WINDOW_COLUMNS_ADDED:
+        if name not in present:
+            connection.exec_driver_sql(
+                f"ALTER TABLE {WindowRow.__tablename__} ADD COLUMN {name} JSON NOT NULL DEFAULT {default}"
+            )
+
+
+event.listen(TemplateStateRow.__table__, "after_create", _add_window_columns)  # type: ignore[attr-defined]
 
 
 class AnomalyRow(SQLModel, table=True):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import re
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +37,7 @@ from states.telemetry.templates import (
 from states.telemetry.window_templates import OTHER, merge_counts, merge_new
 from storage import repository as repo
 from storage.db import Database, open_database
-from storage.tables import WindowRow
+from storage.tables import WINDOW_COLUMNS_ADDED, WindowRow
 from tests.operator_support import append, log_line
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -283,3 +284,28 @@ def test_a_bounded_miner_does_not_remember_and_still_matches_drain() -> None:
     drain = new_drain(MiningSettings(max_templates=5))
     for message in messages:
         assert miner.assign(message)[0] == drain.add_log_message(plain_mask(message))[0].cluster_id
+
+
+def test_a_data_directory_from_before_templates_gains_the_window_columns(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "selfheal.db"
+    open_database(path).dispose()
+    with sqlite3.connect(path) as conn:  # the file as the release before sketches wrote it
+        conn.execute("DROP TABLE telemetry_templates")
+        for name, _ in WINDOW_COLUMNS_ADDED:
+            conn.execute(f"ALTER TABLE metric_window DROP COLUMN {name}")
+        conn.execute(
+            "INSERT INTO metric_window (component, instance, start, end, count, errors, error_rate,"
+            " closed, evaluated, anomalous, samples, versions, frames)"
+            " VALUES ('catalog', '', '2026-03-01 11:40:00.000000', '2026-03-01 11:41:00.000000',"
+            " 1, 0, 0.0, 0, 0, 0, '[5.0]', '{}', '[]')"
+        )
+    conn.close()
+
+    feed = Feed(tmp_path, "syslog")
+    append(feed.log, syslog_line(T0, "Worker 3 started"))
+    feed.poll()
+
+    old, new = feed.windows()
+    assert (old.samples, old.sketch, old.templates, old.new_templates) == ([5.0], {}, {}, [])
+    assert list(new.templates.values()) == [1]
+    feed.db.dispose()
