@@ -45,7 +45,7 @@ from storage.tables import CommandRow
 from tests.support.cli import override
 from tests.support.daemon import Daemon
 from tests.support.polling import wait_for
-from tests.support.records import agent_state, closed_cycles, path_of, transitions, waves
+from tests.support.records import agent_state, path_of, transitions, waves
 from tests.support.stage import Stage, build_stage, finalize
 from tests.support.trial_results import Kill, TrialResult, artifact_check, chain_gaps
 
@@ -141,11 +141,6 @@ def _reaper_report(daemon: Daemon) -> dict[str, Any] | None:
 # --- running a trial ---------------------------------------------------------------------
 
 
-def _cycle_closed(stage: Stage, since: datetime) -> str | None:
-    found = [c.id for c in closed_cycles(stage.db()) if c.opened_at >= since]
-    return found[0] if found else None
-
-
 def _run_armed(stage: Stage, point: str, since: datetime, timeout_s: float) -> Kill:
     return _await_armed(stage, stage.start_daemon({ENV_VAR: point}), point, since, timeout_s)
 
@@ -155,7 +150,7 @@ def _await_armed(
 ) -> Kill:
     """Wait for ``daemon`` to kill itself at ``point`` (or the cycle to close without it)."""
     wait_for(
-        lambda: not daemon.running() or _cycle_closed(stage, since),
+        lambda: not daemon.running() or stage.cycle_done(since),
         timeout_s=timeout_s,
         what=f"the daemon armed with {point} to die or the cycle to close",
         interval_s=0.05,

@@ -27,7 +27,7 @@ from tests.support.config import read_starts, record_instance_starts, set_option
 from tests.support.daemon import Daemon
 from tests.support.polling import wait_for
 from tests.support.processes import collect_exited_instances, kill_leftovers, processes_of
-from tests.support.records import closed_cycles
+from tests.support.records import closed_cycles, transitions
 
 
 @dataclass
@@ -77,15 +77,25 @@ class Stage:
             explain=self.explain,
         )
 
+    def cycle_done(self, opened_since: datetime) -> str | None:
+        """The first cycle opened at or after ``opened_since`` once the machine left it for idle.
+
+        Closed is not enough: ``close-cycle`` sets ``closed_at`` one step before the
+        transition back to idle, and a daemon stopped in between finishes it on its next start.
+        """
+        for cycle in closed_cycles(self.db()):
+            log = transitions(self.db(), cycle.id) if cycle.opened_at >= opened_since else []
+            if log and log[-1].dest == "idle":
+                return cycle.id
+        return None
+
     def await_cycle_closed(self, opened_since: datetime, timeout_s: float) -> str:
-        """The id of the first cycle opened at or after ``opened_since``, once it closed."""
-
-        def closed() -> str | None:
-            found = [c.id for c in closed_cycles(self.db()) if c.opened_at >= opened_since]
-            return found[0] if found else None
-
+        """The id of the first cycle opened at or after ``opened_since``, once it is done."""
         return wait_for(
-            closed, timeout_s=timeout_s, what="the cycle to close", explain=self.explain
+            lambda: self.cycle_done(opened_since),
+            timeout_s=timeout_s,
+            what="the cycle to close and the machine to return to idle",
+            explain=self.explain,
         )
 
     def deploy_everywhere(self, version: str) -> None:
