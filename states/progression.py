@@ -98,7 +98,7 @@ def _start(
     run.status = "running"
     run.started_at = now = rt.clock.now()
     session.add(run)
-    key = wait_key(entry_id, beat.id)
+    key = beat_key(entry_id, beat.id)
     previous_claim = claims.claim(session, key)
     kills = previous_claim.kills if previous_claim is not None else 0
     give_up = ""
@@ -143,8 +143,8 @@ def _checkpoint(
     )
     run.error = outcome.error
     run.not_before = outcome.not_before
-    claims.release(session, wait_key(entry_id, beat.id))
-    _store_wait(session, rt, wait_key(entry_id, beat.id), outcome.not_before, now)
+    claims.release(session, beat_key(entry_id, beat.id))
+    _store_wait(session, rt, beat_key(entry_id, beat.id), outcome.not_before, now)
     if outcome.status in (Status.FINISHED, Status.WAITING):
         run.output = outcome.output
         _apply_cycle_updates(session, cycle_id, outcome.cycle_updates)
@@ -159,8 +159,8 @@ def _checkpoint(
     session.add(run)
 
 
-def wait_key(entry_id: int, beat_id: str) -> str:
-    """The countdown key of one beat's wait within one phase visit."""
+def beat_key(entry_id: int, beat_id: str) -> str:
+    """One beat within one phase visit, as its countdown and its claim are keyed."""
     return f"beat:{entry_id}:{beat_id}"
 
 
@@ -237,7 +237,7 @@ def advance(rt: Runtime) -> Step:
         return Step("transitioned", dest, detail=f"{state.state} complete")
     run = runs.get(beat.id)
     if run is not None and run.not_before is not None:
-        left = _wait_left_s(rt, wait_key(state.entry_id, beat.id), run.not_before, now)
+        left = _wait_left_s(rt, beat_key(state.entry_id, beat.id), run.not_before, now)
         if left > 0:
             return Step(
                 "waiting",
