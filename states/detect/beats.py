@@ -1,10 +1,11 @@
 """Phase 2 beats: judge new windows, keep one anomaly per fingerprint, pick the incident.
 
-An anomaly opens on its first anomalous window, becomes actionable after it
-persisted for ``persist_windows`` windows in a row, and closes only after
-``clear_windows`` healthy windows in a row (hysteresis), so a flapping metric
-stays one anomaly. Windows that fall inside a finished cycle are attributed to
-it and never open a new one.
+Each closed window is judged by every detector that has something to judge
+in it: objectives, the learned baseline, the streaming score and burn rates
+on its requests; the leak detector on watched gauges and the log detectors
+on mined templates (``signals``). How anomalies persist, heal and re-open is
+``lifecycle``. Windows that fall inside a finished cycle are attributed to it
+and never open a new one.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from states.context import BeatContext, BeatResult
+from states.detect import lifecycle, signals
 from states.detect.budget import budget_report, longest_window_s
 from states.detect.judgement import (
-    SEVERITY_ORDER,
     Finding,
     Objectives,
     WindowStats,
@@ -28,7 +29,10 @@ from states.registry import beat
 from states.settings import Settings
 from storage import repository as repo
 from storage.repository import Session
-from storage.tables import AnomalyRow, DetectorStateRow, WindowRow
+from storage.tables import DetectorStateRow, WindowRow
+
+# The metrics judged on a window's requests (only with enough of them).
+REQUEST_METRICS = frozenset({"p95_ms", "error_rate", "error_budget_burn"})
 
 
 def _objectives(settings: Settings, component: str) -> Objectives:
@@ -85,75 +89,38 @@ def _healthy_p95(session: Session, settings: Settings, window: WindowRow) -> lis
     return healthy[-settings.detect.baseline_windows :]
 
 
-def _open_or_update(
-    session: Session, settings: Settings, finding: Finding, window: WindowRow
-) -> AnomalyRow:
-    current = [
-        a
-        for a in repo.open_anomalies(session, finding.component)
-        if a.fingerprint == finding.fingerprint
-    ]
-    evidence = {
-        "window_start": window.start.isoformat(),
-        "count": window.count,
-        "detector": finding.detector,
-    }
-    if current:
-        row = current[0]
-        row.consecutive += 1
-        row.healthy_streak = 0
-        row.last_seen = window.start
-        if SEVERITY_ORDER[finding.severity] > SEVERITY_ORDER.get(row.severity, 0):
-            row.severity = finding.severity
-    else:
-        row = AnomalyRow(
-            fingerprint=finding.fingerprint,
-            component=finding.component,
-            metric=finding.metric,
-            detector=finding.detector,
-            category=finding.category,
-            severity=finding.severity,
-            onset=window.start,
-            last_seen=window.start,
-        )
-    row.value, row.threshold, row.baseline = finding.value, finding.threshold, finding.baseline
-    row.score = max(row.score, finding.score)
-    row.detector = finding.detector
-    row.evidence = {**evidence, "excess": round(finding.excess, 3)}
-    row.actionable = row.consecutive >= settings.detect.persist_windows
-    session.add(row)
-    return row
-
-
-def _heal(
-    session: Session, settings: Settings, component: str, seen: set[str], at: datetime
-) -> None:
-    for row in repo.open_anomalies(session, component):
-        if row.fingerprint in seen:
-            continue
-        row.healthy_streak += 1
-        if row.healthy_streak >= settings.detect.clear_windows:
-            row.status, row.closed_at = "closed", at
-        session.add(row)
+def _request_findings(
+    session: Session, settings: Settings, window: WindowRow, detectors: DetectorStates
+) -> list[Finding]:
+    """SLO, baseline, streaming-score and burn-rate findings of a window with enough requests."""
+    stats = WindowStats(window.component, window.count, window.error_rate, window.p95)
+    if window.p95 is not None:
+        window.score = detectors.score(f"{window.component}:p95_ms", window.start, window.p95)
+    healthy = _healthy_p95(session, settings, window)
+    findings = judge(stats, _objectives(settings, window.component), healthy, window.score)
+    burning = _burn(session, settings, window)
+    return findings + ([burning] if burning else [])
 
 
 def evaluate(session: Session, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
-    """Judge every closed window not yet judged, in time order (``now`` stamps detector state)."""
+    """Judge every closed window not yet judged, in time order (``now`` stamps detector state).
+
+    Requests are judged when the window has ``min_samples`` of them; watched
+    gauges and mined templates whenever the window holds them.
+    """
     last = repo.last_closed_cycle(session)
     detectors = DetectorStates(session, now or datetime.now(UTC))
+    book = signals.TemplateBook(session)
     judged = anomalous = attributed = 0
     for window in repo.unevaluated_windows(session):
         window.evaluated = True
         session.add(window)
-        if window.count < settings.detect.min_samples:
+        requests = window.count >= settings.detect.min_samples
+        verdict = signals.judge_window(session, settings, window, book)
+        if not requests and not verdict.metrics and not verdict.findings:
             continue
-        stats = WindowStats(window.component, window.count, window.error_rate, window.p95)
-        if window.p95 is not None:
-            window.score = detectors.score(f"{window.component}:p95_ms", window.start, window.p95)
-        healthy = _healthy_p95(session, settings, window)
-        findings = judge(stats, _objectives(settings, window.component), healthy, window.score)
-        burning = _burn(session, settings, window)
-        findings += [burning] if burning else []
+        findings = _request_findings(session, settings, window, detectors) if requests else []
+        findings += verdict.findings
         window.anomalous = bool(findings)
         judged += 1
         anomalous += bool(findings)
@@ -161,8 +128,10 @@ def evaluate(session: Session, settings: Settings, now: datetime | None = None) 
             attributed += 1
             continue
         for finding in findings:
-            _open_or_update(session, settings, finding, window)
-        _heal(session, settings, window.component, {f.fingerprint for f in findings}, window.end)
+            lifecycle.open_or_update(session, settings, finding, window)
+        seen = {f.fingerprint for f in findings}
+        verdict.metrics.update(REQUEST_METRICS if requests else ())
+        lifecycle.heal(session, settings, window.component, seen, window.end, verdict.judged)
         session.flush()
     detectors.save()
     return {"judged": judged, "anomalous": anomalous, "attributed_to_last_cycle": attributed}
