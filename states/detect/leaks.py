@@ -8,7 +8,8 @@ would keep a fixed service's anomaly open, and the fall would hide a leak that
 goes on. The anomaly's onset is the knee of the best flat-then-rising fit, the
 moment the leak began: diagnosis looks for the change deployed before it, as
 it does for a latency regression, rather than for whatever ran when the trend
-finally became significant.
+finally became significant. The projection uses the slope since the knee, the
+rate the resource runs out at now.
 
 Pure functions over (epoch seconds, value) pairs; no I/O.
 """
@@ -29,6 +30,7 @@ from states.detect.trends import detect_trend
 CATEGORY = "memory_leak"
 DETECTOR = "trend"
 Point = tuple[float, float]
+MIN_RISE_POINTS = 8  # a shorter rise alone gives too rough a slope to project with
 
 
 @dataclass(frozen=True)
@@ -71,22 +73,29 @@ def rise_onset(points: Sequence[Point]) -> int:
 def judge_gauge(component: str, watch: GaugeWatch, points: Sequence[Point]) -> GaugeVerdict | None:
     """The verdict on the latest point of ``points`` (in time order), or None if too few to judge.
 
-    A finding needs a significant rise (Mann-Kendall at ``watch.alpha``) whose
-    Theil-Sen line reaches ``watch.limit`` within ``watch.horizon_s`` of the
-    latest point (at once, if the line is already past it).
+    A finding needs a significant rise over the whole fit (Mann-Kendall at
+    ``watch.alpha``) whose line reaches ``watch.limit`` within
+    ``watch.horizon_s`` of the latest point (at once, if already past it).
+    The line is the Theil-Sen fit since the rise began when that part alone
+    rises significantly (the flat part before it would flatten the slope and
+    postpone the projection), else the fit over every point.
     """
     segment = since_last_reset(points[-watch.lookback_windows :], watch.reset_drop)
     if len(segment) < watch.min_windows:
         return None
-    trend = detect_trend(segment, limit=watch.limit, alpha=watch.alpha)
-    last_time, current = segment[-1]
-    exhaustion = trend.projected_exhaustion_at
-    if trend.slope_per_second <= 0 or exhaustion is None:
-        return GaugeVerdict(None)
-    exhausted_in_s = max(0.0, exhaustion - last_time)
-    if exhausted_in_s > watch.horizon_s:
+    whole = detect_trend(segment, limit=watch.limit, alpha=watch.alpha)
+    if not whole.significant or whole.slope_per_second <= 0:
         return GaugeVerdict(None)
     knee = rise_onset(segment)
+    trend = whole
+    if len(segment) - knee >= MIN_RISE_POINTS:
+        rising = detect_trend(segment[knee:], limit=watch.limit, alpha=watch.alpha)
+        trend = rising if rising.significant and rising.slope_per_second > 0 else whole
+    last_time, current = segment[-1]
+    exhaustion = trend.projected_exhaustion_at
+    if exhaustion is None or exhaustion - last_time > watch.horizon_s:
+        return GaugeVerdict(None)
+    exhausted_in_s = max(0.0, exhaustion - last_time)
     before = statistics.median(v for _, v in segment[: knee + 1])
     finding = Finding(
         component=component,
@@ -96,7 +105,7 @@ def judge_gauge(component: str, watch: GaugeWatch, points: Sequence[Point]) -> G
         value=current,
         threshold=watch.limit,
         baseline=before,
-        score=round(1.0 - trend.p_value, 6),
+        score=round(1.0 - whole.p_value, 6),
         exhausted_in_s=exhausted_in_s,
         onset=_at(segment[knee][0]),
         evidence={
@@ -106,7 +115,7 @@ def judge_gauge(component: str, watch: GaugeWatch, points: Sequence[Point]) -> G
             "limit": watch.limit,
             "before_rise": before,
             "slope_per_hour": trend.slope_per_second * 3600.0,
-            "p_value": trend.p_value,
+            "p_value": whole.p_value,
             "projected_at": _at(exhaustion).isoformat(),
             "time_to_limit_s": round(exhausted_in_s, 1),
             "horizon_s": watch.horizon_s,
