@@ -11,26 +11,23 @@ the leak began. The same service with a flat, noisy RSS must open nothing.
 
 from __future__ import annotations
 
-import json
 import random
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlmodel import select
 
 from agent import engine
 from agent.settings import load_settings
+from states.settings import Settings
 from storage import repository as repo
 from storage.tables import AnomalyRow
 from tests.operator_support import append, log_line
-from tests.support.clocks import SteppedClock
-from tests.support.history import CHEN, git
 from tests.support.http_endpoint import Endpoint, serving_page
+from tests.support.ticking import commit, new_repository, read_artifact, tick_minutes
 
 MB = 1024 * 1024
 START = datetime(2026, 3, 2, 9, 0, 30, tzinfo=UTC)  # ticks half-way through each minute
@@ -54,20 +51,9 @@ class Release:
     culprit: str
 
 
-def commit(root: Path, subject: str, files: dict[str, str], day: str) -> str:
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    git(root, "add", "-A")
-    dated = {**CHEN, "GIT_AUTHOR_DATE": day, "GIT_COMMITTER_DATE": day}
-    git(root, "commit", "-q", "-m", subject, env=dated)
-    return git(root, "rev-parse", "HEAD")
-
-
 def shop_repository(root: Path) -> Release:
     """The healthy release, then one of three commits: logging, the leaking cache, docs."""
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
+    new_repository(root)
     healthy = commit(
         root,
         "catalog: lookups",
@@ -170,22 +156,12 @@ def endpoint() -> Iterator[Endpoint]:
 
 def run(
     root: Path, endpoint: Endpoint, rss: Callable[[datetime], float], minutes: int
-) -> tuple[Any, Release]:
+) -> tuple[Settings, Release]:
     """Tick the engine once a minute until a cycle closed or ``minutes`` passed."""
     release = shop_repository(root / "repo")
     settings = load_settings(config(root, endpoint))
-    clock = SteppedClock(START)
     service = Service(root, endpoint, release)
-    rt = engine.open_runtime(settings, threading.Event(), clock=clock)
-    try:
-        for _ in range(minutes):
-            service.minute(clock.now(), rss(clock.now()))
-            engine.tick(rt)
-            if rt.db.query(repo.last_closed_cycle) is not None:
-                break
-            clock.advance(60.0)
-    finally:
-        engine.close_runtime(rt)
+    tick_minutes(settings, START, minutes, lambda now: service.minute(now, rss(now)))
     return settings, release
 
 
@@ -197,12 +173,6 @@ def leaking_rss(at: datetime) -> float:
 
 def flat_rss(at: datetime) -> float:
     return 400 * MB + random.Random(at.timestamp()).gauss(0.0, 8.0 * MB)
-
-
-def artifact(settings: Any, cycle_id: str, kind: str) -> dict[str, Any]:
-    path = settings.agent.data_dir / "cycles" / cycle_id / f"{kind}.json"
-    loaded: dict[str, Any] = json.loads(path.read_text())
-    return loaded
 
 
 def test_a_growing_rss_opens_a_memory_leak_diagnosed_to_the_commit_deployed_before_it(
@@ -221,7 +191,7 @@ def test_a_growing_rss_opens_a_memory_leak_diagnosed_to_the_commit_deployed_befo
     opened_after = cycle.opened_at - DEPLOYED
     assert opened_after < timedelta(minutes=30)
 
-    [leak] = artifact(settings, cycle.id, "anomalies")["anomalies"]
+    [leak] = read_artifact(settings, cycle.id, "anomalies")["anomalies"]
     assert (leak["fingerprint"], leak["category"], leak["detector"]) == (
         "catalog:rss_bytes",
         "memory_leak",
@@ -236,7 +206,7 @@ def test_a_growing_rss_opens_a_memory_leak_diagnosed_to_the_commit_deployed_befo
     assert leak["value"] == evidence["current"] and leak["threshold"] == 1024 * MB
     assert leak["score"] > 0.99
 
-    diagnosis = artifact(settings, cycle.id, "diagnosis")
+    diagnosis = read_artifact(settings, cycle.id, "diagnosis")
     assert (diagnosis["healthy_version"], diagnosis["unhealthy_version"]) == (
         release.healthy,
         release.unhealthy,
@@ -245,7 +215,7 @@ def test_a_growing_rss_opens_a_memory_leak_diagnosed_to_the_commit_deployed_befo
     assert diagnosis["file"] == "shop/catalog.py"
     top = diagnosis["suspects"][0]["features"]
     assert top["adds_category_cues"] > 0, "the memory cue of the cache is what sets it apart"
-    telemetry = artifact(settings, cycle.id, "telemetry")
+    telemetry = read_artifact(settings, cycle.id, "telemetry")
     assert any("rss_bytes" in w["gauges"] for w in telemetry["windows"])
     db.dispose()
 
