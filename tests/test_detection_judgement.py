@@ -51,6 +51,23 @@ def test_severity_is_read_from_the_table_at_its_boundaries(excess: float, severi
     assert severity_of(excess) == severity
 
 
+@pytest.mark.parametrize(
+    ("excess", "exhausted_in_s", "severity"),
+    [
+        (0.5, 86400.0, "minor"),
+        (0.5, 6 * 3600.0, "major"),
+        (0.5, 3600.0, "critical"),
+        (0.5, 0.0, "critical"),
+        (1.6, 86400.0, "major"),  # the worse of the two measures wins
+        (3.2, 86400.0, "critical"),
+    ],
+)
+def test_the_table_also_reads_how_soon_a_resource_runs_out(
+    excess: float, exhausted_in_s: float, severity: str
+) -> None:
+    assert severity_of(excess, exhausted_in_s) == severity
+
+
 def test_a_finding_against_a_zero_threshold_is_critical() -> None:
     finding = Finding("api", "error_rate", "errors", "slo", 0.01, 0.0, None)
     assert finding.excess == float("inf")

@@ -8,6 +8,7 @@ the column existed.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ import pytest
 
 from agent.settings import ConfigError, load_settings
 from states.detect import leaks
-from states.detect.policies import GaugeWatch
+from states.detect.policies import GaugeWatch, LogDetection
 from states.settings import Settings
 from states.telemetry.ingest import close_due_windows, poll_sources
 from states.telemetry.prometheus_text import MetricWindow
@@ -26,6 +27,8 @@ from storage import repository as repo
 from storage.db import Database, open_database
 from storage.tables import WindowRow
 from tests.operator_support import append, log_line
+from tests.support.cli import run_cli
+from tests.support.daemon import PROJECT_ROOT
 from tests.support.http_endpoint import Endpoint, serving_page
 
 MB = 1024.0 * 1024.0
@@ -386,3 +389,17 @@ def test_a_scrape_source_that_measures_nothing_is_refused(tmp_path: Path) -> Non
     message = problem(path)
     assert "telemetry.metrics.0 ('proc')" in message
     assert "needs 'requests' or 'latency', or a component with gauges" in message
+
+
+def test_the_documented_configuration_passes_check_with_its_detector_keys() -> None:
+    documented = PROJECT_ROOT / "config.toml"
+
+    done = run_cli(documented, "--data-dir", "/nonexistent/selfheal-check", "check", "--json")
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ok"] is True
+    catalog = load_settings(documented).components["catalog"]
+    assert catalog.logs == LogDetection(), "the documented log keys are the defaults"
+    [rss] = catalog.gauges
+    defaults = GaugeWatch(name=rss.name, selector=rss.selector, limit=rss.limit)
+    assert rss == defaults, "the documented gauge keys other than the example's are the defaults"
