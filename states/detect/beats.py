@@ -117,7 +117,7 @@ def evaluate(session: Session, settings: Settings, now: datetime | None = None) 
         session.add(window)
         requests = window.count >= settings.detect.min_samples
         verdict = signals.judge_window(session, settings, window, book)
-        if not requests and not verdict.metrics and not verdict.findings:
+        if not requests and not verdict.judged_anything:
             continue
         findings = _request_findings(session, settings, window, detectors) if requests else []
         findings += verdict.findings

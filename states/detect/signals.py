@@ -32,6 +32,11 @@ class SignalVerdict:
     metrics: set[str] = field(default_factory=set)
     judges_templates: bool = False
 
+    @property
+    def judged_anything(self) -> bool:
+        """Whether the window held anything for these detectors to judge."""
+        return bool(self.metrics or self.judges_templates or self.findings)
+
     def judged(self, metric: str) -> bool:
         """Whether this window said something about ``metric`` (so a silence means healthy)."""
         return metric in self.metrics or (
