@@ -81,25 +81,44 @@ def _burn(session: Session, settings: Settings, window: WindowRow) -> Finding | 
     return burn_finding(window.component, report) if report else None
 
 
-def _healthy_p95(session: Session, settings: Settings, window: WindowRow) -> list[float]:
-    recent = repo.component_windows(
-        session, window.component, until=window.start, limit=settings.detect.baseline_windows * 3
-    )
+def _baseline_reach(settings: Settings) -> int:
+    """Windows before this one that the P95 baseline looks through for healthy ones."""
+    return settings.detect.baseline_windows * 3
+
+
+def _healthy_p95(settings: Settings, window: WindowRow, history: list[WindowRow]) -> list[float]:
+    recent = [w for w in history if w.start < window.start][-_baseline_reach(settings) :]
     healthy = [w.p95 for w in recent if w.evaluated and not w.anomalous and w.p95 is not None]
     return healthy[-settings.detect.baseline_windows :]
 
 
 def _request_findings(
-    session: Session, settings: Settings, window: WindowRow, detectors: DetectorStates
+    session: Session,
+    settings: Settings,
+    window: WindowRow,
+    detectors: DetectorStates,
+    history: list[WindowRow],
 ) -> list[Finding]:
     """SLO, baseline, streaming-score and burn-rate findings of a window with enough requests."""
     stats = WindowStats(window.component, window.count, window.error_rate, window.p95)
     if window.p95 is not None:
         window.score = detectors.score(f"{window.component}:p95_ms", window.start, window.p95)
-    healthy = _healthy_p95(session, settings, window)
+    healthy = _healthy_p95(settings, window, history)
     findings = judge(stats, _objectives(settings, window.component), healthy, window.score)
     burning = _burn(session, settings, window)
     return findings + ([burning] if burning else [])
+
+
+def _history(
+    session: Session, settings: Settings, window: WindowRow, requests: bool
+) -> list[WindowRow]:
+    """The component's latest windows up to this one, as many as any detector reads (one query)."""
+    needed = signals.history_needed(settings, window)
+    if requests:
+        needed = max(needed, _baseline_reach(settings) + 1)
+    if not needed:
+        return []
+    return repo.component_windows(session, window.component, until=window.end, limit=needed)
 
 
 def evaluate(session: Session, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
@@ -116,10 +135,13 @@ def evaluate(session: Session, settings: Settings, now: datetime | None = None) 
         window.evaluated = True
         session.add(window)
         requests = window.count >= settings.detect.min_samples
-        verdict = signals.judge_window(session, settings, window, book)
+        history = _history(session, settings, window, requests)
+        verdict = signals.judge_window(settings, window, history, book)
         if not requests and not verdict.judged_anything:
             continue
-        findings = _request_findings(session, settings, window, detectors) if requests else []
+        findings = (
+            _request_findings(session, settings, window, detectors, history) if requests else []
+        )
         findings += verdict.findings
         window.anomalous = bool(findings)
         judged += 1

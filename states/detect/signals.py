@@ -3,7 +3,8 @@
 Latency and errors are judged on the window alone (and a baseline of P95s);
 these detectors need the component's recent history: a watched gauge's
 values over the look-back, and each template's counts and first sighting.
-One read of the recent windows serves both. A verdict also says which
+One read of the recent windows serves them and the P95 baseline
+(``history_needed`` says how many the detectors want). A verdict also says which
 metrics the window could judge, because only those may count towards
 closing an open anomaly: a window without the gauge (a failed scrape) or
 without enough points says nothing about a leak.
@@ -64,25 +65,44 @@ class TemplateBook:
         return texts.get(template_id, key), levels.get(template_id)
 
 
-def judge_window(
-    session: Session, settings: Settings, window: WindowRow, book: TemplateBook
-) -> SignalVerdict:
-    """The leak and log findings of one closed all-instance window."""
+def _logs_on(policy: LogDetection) -> bool:
+    return policy.new_errors or policy.spikes
+
+
+def _mined(window: WindowRow, policy: LogDetection) -> dict[str, int]:
+    """The window's template counts the log detectors judge (none when both are off)."""
+    if not _logs_on(policy):
+        return {}
+    return {k: n for k, n in window.templates.items() if k != OTHER}
+
+
+def history_needed(settings: Settings, window: WindowRow) -> int:
+    """How many of the component's latest windows (this one included) the detectors read."""
     comp = settings.component(window.component)
-    watched = [g for g in comp.gauges if g.name in window.gauges]
-    mined = {k: n for k, n in window.templates.items() if k != OTHER}
-    judges_logs = bool(window.templates) or window.count >= settings.detect.min_samples
-    verdict = SignalVerdict(judges_templates=judges_logs)
-    needed = max(
-        [g.lookback_windows for g in watched]
-        + ([comp.logs.baseline_windows + 1, comp.logs.new_template_windows] if mined else [0])
+    needed = [g.lookback_windows for g in comp.gauges if g.name in window.gauges]
+    if _mined(window, comp.logs):
+        needed += [comp.logs.baseline_windows + 1, comp.logs.new_template_windows]
+    return max(needed, default=0)
+
+
+def judge_window(
+    settings: Settings, window: WindowRow, history: Sequence[WindowRow], book: TemplateBook
+) -> SignalVerdict:
+    """The leak and log findings of one closed all-instance window.
+
+    ``history`` is the component's latest windows in time order, ending with
+    ``window``, at least ``history_needed`` of them where there are so many.
+    """
+    comp = settings.component(window.component)
+    mined = _mined(window, comp.logs)
+    judges_logs = _logs_on(comp.logs) and (
+        bool(window.templates) or window.count >= settings.detect.min_samples
     )
-    if not needed:
-        return verdict
-    history = repo.component_windows(session, window.component, until=window.end, limit=needed)
-    for watch in watched:
+    verdict = SignalVerdict(judges_templates=judges_logs)
+    for watch in (g for g in comp.gauges if g.name in window.gauges):
+        recent = history[-watch.lookback_windows :]
         points = [
-            (w.end.timestamp(), w.gauges[watch.name]) for w in history if watch.name in w.gauges
+            (w.end.timestamp(), w.gauges[watch.name]) for w in recent if watch.name in w.gauges
         ]
         gauge = leaks.judge_gauge(window.component, watch, points)
         if gauge is not None:
