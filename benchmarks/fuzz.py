@@ -725,29 +725,24 @@ def report(targets: Sequence[Target], elapsed: float, seed: int) -> dict[str, ob
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="total fuzzing time")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file")
-    args = parser.parse_args(argv)
-    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
-    if shutil.which("git") is None:
-        parser.error("git is needed on PATH")
-    kinds: list[FormatKind] = [
-        "json",
-        "logfmt",
-        "regex",
-        "nginx",
-        "apache",
-        "syslog",
-        "serilog",
-        "conductor",
-    ]
+FORMAT_KINDS: tuple[FormatKind, ...] = (
+    "json",
+    "logfmt",
+    "regex",
+    "nginx",
+    "apache",
+    "syslog",
+    "serilog",
+    "conductor",
+)
+
+
+def run_fuzz(seconds: float, seed: int) -> tuple[list[Target], float]:
+    """Fuzz every input kind for ``seconds`` in all; the targets (with counts) and time spent."""
     with tempfile.TemporaryDirectory() as tmp, answering_server() as (port, handler):
         folder = Path(tmp)
         targets = [
-            *(line_target(kind) for kind in kinds),
+            *(line_target(kind) for kind in FORMAT_KINDS),
             ingest_target(),
             config_target(),
             sequence_target(),
@@ -759,7 +754,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             patch_target(),
             frame_target(),
         ]
-        elapsed = fuzz(targets, args.seconds, seed)
+        elapsed = fuzz(targets, seconds, seed)
+    return targets, elapsed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="total fuzzing time")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file")
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+    if shutil.which("git") is None:
+        parser.error("git is needed on PATH")
+    targets, elapsed = run_fuzz(args.seconds, seed)
     print(format_table(targets, elapsed))
     for target in targets:
         for example in target.examples:
