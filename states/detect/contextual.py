@@ -25,10 +25,11 @@ from typing import Any
 
 from states.detect import baselines
 
-# Bin numbers become single characters around this code point, so a context is
-# a short string slice; values beyond the outermost bins share those bins.
-_ZERO_SYMBOL = 0x4000
-_MAX_BIN = 0x3000
+# Bin numbers become single printable ASCII characters, so a context is a short
+# string slice that JSON stores without escapes; values more than 46 bins (about
+# 17 warm-up ranges) from the origin share the outermost bins.
+_ZERO_SYMBOL = 80
+_MAX_BIN = 46
 
 
 @dataclass

@@ -50,7 +50,7 @@ class DetectorSettings:
     context_order: int = 3
     context_widening: float = 3.0
     context_warmup: int = 150
-    context_capacity: int = 5000
+    context_capacity: int = 2000
     surge_window: int = 10
     surge_half_life: float = 3000.0
     surge_warmup: int = 300
