@@ -10,7 +10,8 @@ share of never-seen contexts is the novelty.
 The bins must not depend on values not seen yet, so their width is fixed at
 the end of a warm-up from the range seen during it, widened a few times so
 that normal values share a few bins and a value far outside lands in a new
-one.  Bin numbers are not bounded by that range.  Novelty alone is noisy, so
+one.  Bins reach far beyond that range (46 either side of its centre).  Novelty
+alone is noisy, so
 ``NoveltySurge`` asks whether its recent average stands out from its own
 long-run distribution (the anomaly-likelihood idea of Numenta's detector).
 Memory is a capped dict of short string keys, so the cost per point and per
