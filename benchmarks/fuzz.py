@@ -54,6 +54,7 @@ from states.validate.sandbox import BenchmarkOutputError, parse_benchmark
 from storage import repository as repo
 from storage.artifacts import write_atomically
 from storage.db import open_database
+from tests.support.log_samples import FORMAT_KINDS, GOOD_LINES, REGEX_PATTERN
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "fuzz.json"
@@ -175,45 +176,6 @@ class Target:
     crashes: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     examples: list[dict[str, str]] = field(default_factory=list)
-
-
-GOOD_LINES: dict[str, list[bytes]] = {
-    "json": [
-        b'{"ts": "2026-11-24T07:30:00Z", "component": "catalog", "operation": "GET /x", '
-        b'"duration_ms": 12.5, "status": 200, "level": "info", "msg": "ok", "version": "abc1234", '
-        b'"instance": "web-1", "stack": "  File \\"/srv/app/x.py\\", line 3, in f"}'
-    ],
-    "logfmt": [
-        b'ts=2026-11-24T07:30:00Z level=error component=catalog operation="GET /x" '
-        b"duration=12ms status=500 msg=boom version=abc1234 instance=web-1"
-    ],
-    "regex": [b"2026-11-24T07:30:00Z catalog 12.5 200 served"],
-    "nginx": [
-        b'10.0.0.1 - - [24/Nov/2026:07:30:00 +0100] "GET /catalog/items/42 HTTP/1.1" 200 512 '
-        b'"-" "curl/8" 0.012'
-    ],
-    "apache": [
-        b'10.0.0.1 - - [24/Nov/2026:07:30:00 +0100] "GET /catalog/items/42 HTTP/1.1" 200 512 '
-        b'"-" "curl/8" 12000'
-    ],
-    "syslog": [
-        b"<13>1 2026-11-24T07:30:00.123Z web-1 catalog 123 GET - served",
-        b"<13>Nov 24 07:30:00 web-1 catalog[123]: served",
-    ],
-    "serilog": [
-        b"[2026-11-24 07:30:00.123 -05:00] [INF] Shop.Catalog: "
-        b"HTTP GET /catalog/items/42 responded 200 in 12.3456 ms"
-    ],
-    "conductor": [
-        b'{"event": "beat-started", "request_id": "r-1", "sequence": "checkout", "beat": "pay", '
-        b'"ts": "2026-11-24T07:30:00Z"}',
-        b"2026-11-24T07:30:01Z beat-completed request_id=r-1 sequence=checkout beat=pay",
-        b'2026-11-24T07:30:02Z beat-failed request_id=r-2 sequence=checkout beat=pay error="x"',
-    ],
-}
-REGEX_PATTERN = (
-    r"(?P<timestamp>\S+) (?P<component>\S+) (?P<duration>\S+) (?P<status>\S+) (?P<message>.*)"
-)
 
 
 def check_parse_result(result: object, kind: str) -> str:
@@ -725,29 +687,12 @@ def report(targets: Sequence[Target], elapsed: float, seed: int) -> dict[str, ob
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="total fuzzing time")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file")
-    args = parser.parse_args(argv)
-    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
-    if shutil.which("git") is None:
-        parser.error("git is needed on PATH")
-    kinds: list[FormatKind] = [
-        "json",
-        "logfmt",
-        "regex",
-        "nginx",
-        "apache",
-        "syslog",
-        "serilog",
-        "conductor",
-    ]
+def run_fuzz(seconds: float, seed: int) -> tuple[list[Target], float]:
+    """Fuzz every input kind for ``seconds`` in all; the targets (with counts) and time spent."""
     with tempfile.TemporaryDirectory() as tmp, answering_server() as (port, handler):
         folder = Path(tmp)
         targets = [
-            *(line_target(kind) for kind in kinds),
+            *(line_target(kind) for kind in FORMAT_KINDS),
             ingest_target(),
             config_target(),
             sequence_target(),
@@ -759,7 +704,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             patch_target(),
             frame_target(),
         ]
-        elapsed = fuzz(targets, args.seconds, seed)
+        elapsed = fuzz(targets, seconds, seed)
+    return targets, elapsed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="total fuzzing time")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file")
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+    if shutil.which("git") is None:
+        parser.error("git is needed on PATH")
+    targets, elapsed = run_fuzz(args.seconds, seed)
     print(format_table(targets, elapsed))
     for target in targets:
         for example in target.examples:

@@ -15,9 +15,11 @@
 2. Soak: ``tests/support/soak.py`` for ``--soak-ticks`` ticks; peak RSS and
    the database's size at start and end.
 3. Storage stress: ``tests/support/stress.py`` for ``--stress-seconds``.
+4. Bad input: ``benchmarks/fuzz.py`` over every input kind for
+   ``--fuzz-seconds``; inputs tried and crashes per kind.
 
 Run: ``python -m benchmarks.reliability [--jobs N] [--max-points N] [--seconds S]
-[--resume] [--soak-ticks N] [--stress-seconds S] [--out FILE]``. A full run
+[--resume] [--soak-ticks N] [--stress-seconds S] [--fuzz-seconds S] [--out FILE]``. A full run
 takes about an hour on two cores; ``--seconds`` bounds the kill-point part and
 the table says how many points were tried.
 """
@@ -46,6 +48,7 @@ from typing import Any
 
 import structlog
 
+from benchmarks.fuzz import run_fuzz
 from tests.support.faults import KillPoint, bundled_sequences, kill_points, run_trial
 from tests.support.soak import SoakPlan, run_soak
 from tests.support.stress import run_stress
@@ -245,8 +248,20 @@ def stress_figures(seconds: float, workers: int) -> dict[str, Any]:
     return report.as_dict()
 
 
+def fuzz_figures(seconds: float, seed: int) -> dict[str, Any]:
+    targets, elapsed = run_fuzz(seconds, seed)
+    return {
+        "seconds": round(elapsed, 1),
+        "seed": seed,
+        "inputs": {t.name: t.inputs for t in targets},
+        "crashes": {t.name: t.crashes for t in targets},
+        "crash_examples": {t.name: t.examples for t in targets if t.examples},
+    }
+
+
 def render(results: dict[str, Any]) -> str:
     k, soak, stress = results["kill_points"], results["soak"], results["stress"]
+    bad = results["bad_input"]
     mib = 1024 * 1024
     rows = [
         (
@@ -296,6 +311,12 @@ def render(results: dict[str, Any]) -> str:
         ),
         ("stress: commands not applied exactly once", stress["commands_not_applied_once"]),
         ("stress: daemon ticks failed", stress["daemon_ticks_failed"]),
+        ("bad inputs tried (all kinds)", sum(bad["inputs"].values())),
+        ("crashes on bad input (all kinds)", sum(bad["crashes"].values())),
+        *(
+            (f"  {kind}: inputs (crashes)", f"{n} ({bad['crashes'][kind]})")
+            for kind, n in bad["inputs"].items()
+        ),
     ]
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
@@ -316,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--soak-ticks", type=int, default=20_000)
     parser.add_argument("--stress-seconds", type=float, default=60.0)
     parser.add_argument("--stress-workers", type=int, default=6)
+    parser.add_argument("--fuzz-seconds", type=float, default=120.0)
+    parser.add_argument("--fuzz-seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     structlog.configure(
@@ -341,19 +364,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     soak = soak_figures(args.soak_ticks)
     print(f"stress: {args.stress_seconds:.0f} s x {args.stress_workers} workers ...", flush=True)
     stress = stress_figures(args.stress_seconds, args.stress_workers)
+    print(f"bad input: {args.fuzz_seconds:.0f} s of fuzzing ...", flush=True)
+    bad_input = fuzz_figures(args.fuzz_seconds, args.fuzz_seed)
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "seconds": round(time.monotonic() - started, 1),
         "kill_points": kill,
         "soak": soak,
         "stress": stress,
+        "bad_input": bad_input,
         "runs": [done[r.key] for r in planned_runs() if r.key in done],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(render(results))
     print(f"\nwritten to {args.out}")
-    return 0
+    return 0 if promises_kept(results) else 1
+
+
+def promises_kept(results: dict[str, Any]) -> bool:
+    """The figures that must be zero are zero, and every run tried resumed correctly."""
+    k, stress, bad = results["kill_points"], results["stress"], results["bad_input"]
+    return (
+        not k["runs_with_problems"]
+        and k["duplicate_deploys"] == k["lost_artifacts"] == k["transition_gaps"] == 0
+        and k["leftovers"] == 0
+        and stress["lock_errors_seen_by_users"] == stress["commands_not_applied_once"] == 0
+        and sum(bad["crashes"].values()) == 0
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The streaming metric detector: bounded scores, spikes, level shifts, seasonality, state."""
+"""The streaming metric detector: bounded scores, spikes, level shifts, seasonality, records, context, state."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import math
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
-from states.detect.contextual import ContextNovelty, bin_index
-from states.detect.streaming import DetectorSettings, MetricDetector
+from states.detect.contextual import ContextNovelty, NoveltySurge, bin_index
+from states.detect.precedent import RangeRecord
+from states.detect.streaming import DetectorSettings, MetricDetector, event_score
 
 STEP = 300.0  # five-minute points
 DAY_POINTS = int(86_400 / STEP)
@@ -48,7 +50,6 @@ def test_a_spike_scores_high_against_a_quiet_background() -> None:
     values[1500] = 160.0
     scores = stream(values)
     assert scores[1500] > 0.5
-    # Half of the score is contextual novelty, which noise alone raises now and then.
     assert scores[1500] > 1.5 * max(scores[1000:1500])
 
 
@@ -118,30 +119,109 @@ def test_repeats_of_an_incident_are_damped() -> None:
     assert scores[1510] < scores[1500]
 
 
+def test_a_second_event_soon_after_the_first_scores_lower() -> None:
+    values = noisy(2000)
+    values[1500] = 160.0
+    values[1505] = 220.0
+    scores = stream(values)
+    assert 0.0 < scores[1505] < scores[1500]
+
+
+def test_an_event_scores_more_after_a_longer_quiet_spell_or_a_wider_margin() -> None:
+    settings = DetectorSettings()
+    assert event_score(1000, 1.5, settings) > event_score(10, 1.5, settings)
+    assert event_score(100, 50.0, settings) > event_score(100, 1.5, settings)
+    assert 0.0 < event_score(1, 1.0, settings) <= event_score(10**9, 10**9, settings) == 1.0
+
+
+def test_a_record_must_clear_the_old_one_by_the_tolerance() -> None:
+    record = RangeRecord(tolerance=0.1, warmup=2)
+    assert [record.update(v, 5.0) for v in (0.0, 10.0, 5.0)] == [0.0, 0.0, 0.0]
+    assert record.update(10.5, 5.0) == 0.0
+    assert record.update(12.05, 5.0) == pytest.approx((12.05 - 10.5) / 1.05)
+    assert record.update(-3.0, 5.0) > 1.0
+
+
+def test_an_upward_only_record_ignores_new_lows() -> None:
+    record = RangeRecord(tolerance=0.0, warmup=1, upward_only=True)
+    record.update(1.0, 0.0)
+    record.update(2.0, 0.0)
+    assert record.update(-100.0, 0.0) == 0.0
+    assert record.update(5.0, 0.0) > 0.0
+
+
+def test_the_range_relaxes_so_an_old_spike_stops_hiding_a_smaller_one() -> None:
+    values = noisy(3000)
+    values[500] = 200.0
+    values[2900] = 150.0
+    forgetful = stream(values, MetricDetector(DetectorSettings(range_half_life=200.0)))
+    lasting = stream(values, MetricDetector(DetectorSettings(range_half_life=1e12)))
+    assert forgetful[2900] > 0.5
+    assert lasting[2900] < forgetful[2900]
+
+
+def test_values_in_a_new_order_raise_an_event_without_any_record() -> None:
+    up = [float(v) for v in range(8)]
+    down = [6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0, 7.0]
+    values = up * 300 + down * 20
+    no_records = {f"{view}_tolerance": 1e9 for view in ("value", "mean", "spread", "season")}
+    scores = stream(values, MetricDetector(DetectorSettings(**no_records)))
+    silent = stream(values, MetricDetector(DetectorSettings(**no_records, surge_alarm=1e9)))
+    assert max(scores[1200:2400]) == 0.0
+    assert max(scores[2400:]) > 0.3
+    assert max(silent) == 0.0
+
+
+def test_detector_state_stays_bounded_and_json() -> None:
+    detector = MetricDetector(DetectorSettings(context_capacity=300))
+    stream(noisy(6000, seed=5), detector)
+    size = len(json.dumps(detector.to_state()))
+    stream(noisy(6000, seed=6), detector)
+    assert len(json.dumps(detector.to_state())) < 1.2 * size
+
+
 def novelties(values: list[float], detector: ContextNovelty) -> list[float]:
     """Contextual novelty of each value in turn."""
     return [detector.update(v) for v in values]
 
 
+def fine_novelty() -> ContextNovelty:
+    """One bin per integer 0..7 once the first eight values have set the width."""
+    return ContextNovelty(warmup=8, widening=1.0)
+
+
 def test_a_repeating_pattern_stops_being_novel() -> None:
     pattern = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
-    scores = novelties(pattern * 20, ContextNovelty(quiet_points=0, rest_points=0))
+    scores = novelties(pattern * 20, fine_novelty())
     assert max(scores[:8]) > 0.5
     assert max(scores[40:]) == 0.0
 
 
 def test_known_values_in_a_new_order_are_novel() -> None:
     pattern = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
-    detector = ContextNovelty(quiet_points=0, rest_points=0)
+    detector = fine_novelty()
     novelties(pattern * 20, detector)
     assert novelties([2.0, 6.0, 1.0, 5.0], detector)[0] == 1.0
 
 
-def test_the_detector_rests_after_an_alarm() -> None:
-    detector = ContextNovelty(quiet_points=0, rest_points=5)
-    novelties([0.0, 1.0, 0.0, 1.0] * 10, detector)
-    assert detector.update(10.0) >= detector.alarm
-    assert novelties([20.0, 30.0, 40.0, 50.0, 60.0], detector) == [0.0] * 5
+def test_bins_keep_the_warmup_width_and_values_far_outside_get_new_bins() -> None:
+    detector = fine_novelty()
+    novelties([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], detector)
+    width = detector.width
+    novelties([100.0, -50.0, 3.0], detector)
+    assert detector.width == width
+    assert bin_index(100.0, detector.origin, width) > bin_index(7.0, detector.origin, width)
+
+
+def test_bins_count_widths_from_the_origin_within_the_symbol_range() -> None:
+    assert [bin_index(v, 0.0, 1.0) for v in (0.0, 0.99, 4.0, -0.5)] == [0, 0, 4, -1]
+    assert bin_index(1e300, 0.0, 1.0) == bin_index(1e301, 0.0, 1.0)
+
+
+def test_a_flat_warmup_still_gives_bins_a_width() -> None:
+    detector = ContextNovelty(warmup=20)
+    novelties([3.0] * 30, detector)
+    assert detector.width > 0.0
 
 
 def test_remembered_contexts_never_exceed_the_capacity() -> None:
@@ -158,14 +238,24 @@ def test_contextual_state_round_trip_gives_identical_novelties() -> None:
     assert novelties(values[1000:], original) == novelties(values[1000:], restored)
 
 
-def test_bins_cover_the_range_and_an_empty_range_is_one_bin() -> None:
-    assert [bin_index(v, 0.0, 8.0, 8) for v in (0.0, 0.99, 4.0, 8.0)] == [0, 0, 4, 7]
-    assert bin_index(3.0, 3.0, 3.0, 8) == 0
+def surges(novelty: list[float], tracker: NoveltySurge) -> list[float]:
+    """Surge of each novelty in turn."""
+    return [tracker.update(n) for n in novelty]
 
 
-def test_without_context_weight_the_detector_ignores_novelty() -> None:
-    values = daily(DAY_POINTS * 3)
-    plain = stream(values, MetricDetector(DetectorSettings(context_weight=0.0)))
-    mixed = stream(values)
-    assert plain != mixed
-    assert all(0.0 <= s <= 1.0 for s in plain)
+def test_novelty_above_its_habit_surges_and_constant_novelty_does_not() -> None:
+    rng = np.random.default_rng(7)
+    habit = [float(v) for v in rng.uniform(0.0, 0.2, 2000)]
+    calm = surges([*habit, *[0.1] * 50], NoveltySurge())
+    burst = surges([*habit, *[1.0] * 50], NoveltySurge())
+    assert max(calm[2000:]) < 1.0
+    assert max(burst[2000:]) > 6.0
+    assert surges([1.0] * 1000, NoveltySurge())[-1] <= 0.0
+
+
+def test_surge_is_zero_during_its_warmup_and_round_trips() -> None:
+    tracker = NoveltySurge(warmup=100)
+    assert surges([1.0, 0.0] * 50, tracker) == [0.0] * 100
+    restored = NoveltySurge.from_state(json.loads(json.dumps(tracker.to_state())))
+    later = [0.3, 0.9, 0.0, 0.5]
+    assert surges(later, tracker) == surges(later, restored)

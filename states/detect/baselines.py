@@ -68,6 +68,37 @@ class EwLevel:
 
 
 @dataclass
+class EwMean:
+    """Exponentially weighted mean at a constant rate, starting from the first value.
+
+    Unlike ``EwLevel`` it does not average the first points evenly, so a short
+    smoothing window stays short from the start instead of carrying the noise of
+    its first few values.
+    """
+
+    half_life: float
+    value: float = 0.0
+    count: int = 0
+
+    def learn(self, value: float) -> None:
+        """Move the mean towards ``value``."""
+        if self.count:
+            self.value += smoothing_factor(self.half_life) * (value - self.value)
+        else:
+            self.value = value
+        self.count += 1
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-friendly copy of the mean."""
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> EwMean:
+        """Rebuild a mean dumped by ``to_state``."""
+        return cls(**state)
+
+
+@dataclass
 class SeasonalProfile:
     """Typical offset from the level for each slot of a season, learned online."""
 
