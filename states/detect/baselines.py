@@ -133,13 +133,24 @@ class SeasonalProfile:
         return cls(**state)
 
 
+def slot_pass(epoch_seconds: float, period_seconds: float, slots: int) -> int:
+    """How many slot-long spans of a season have begun since the epoch.
+
+    Consecutive points share a number while they stay in one pass through one
+    slot.  The product is taken before the division so that a timestamp on a
+    slot boundary (01:00 for hourly slots) is an exact multiple and lands in
+    the slot it starts, not the one before.
+    """
+    return math.floor(epoch_seconds * slots / period_seconds)
+
+
 def season_slot(epoch_seconds: float, period_seconds: float, slots: int) -> int:
     """Slot 0..slots-1 of a UTC timestamp within a season of ``period_seconds``.
 
     Epoch 0 fell on a Thursday; a weekly season therefore starts on Thursday 00:00,
     which does not matter as long as the slot is the same every week.
     """
-    return int((epoch_seconds % period_seconds) / period_seconds * slots) % slots
+    return slot_pass(epoch_seconds, period_seconds, slots) % slots
 
 
 def normal_tail(z: float) -> float:
