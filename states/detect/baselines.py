@@ -100,24 +100,47 @@ class EwMean:
 
 @dataclass
 class SeasonalProfile:
-    """Typical offset from the level for each slot of a season, learned online."""
+    """Typical offset from the level for each slot of a season, learned online.
+
+    ``seen`` counts the points learned into each slot (it sets the learning
+    rate); ``visits`` counts the separate passes through each slot (each day of
+    a daily profile), so a caller can wait until a slot has been seen on more
+    than one occasion.
+    """
 
     half_life: float
     slots: int
+    period_seconds: float
     offsets: list[float] = field(default_factory=list)
     seen: list[int] = field(default_factory=list)
+    visits: list[int] = field(default_factory=list)
+    last_pass: int | None = None
 
     def __post_init__(self) -> None:
         if not self.offsets:
             self.offsets = [0.0] * self.slots
             self.seen = [0] * self.slots
+            self.visits = [0] * self.slots
 
-    def offset(self, slot: int) -> float:
-        """Learned offset of ``slot`` (zero until the slot has been seen)."""
-        return self.offsets[slot]
+    def pass_at(self, epoch_seconds: float) -> int:
+        """Which pass through which slot a UTC timestamp falls in (its slot is this mod ``slots``)."""
+        return slot_pass(epoch_seconds, self.period_seconds, self.slots)
 
-    def learn(self, slot: int, deviation: float) -> None:
-        """Blend a new deviation from the level into ``slot``."""
+    def offset(self, at_pass: int) -> float | None:
+        """Learned offset of the slot of ``at_pass`` (None until that slot has been seen)."""
+        slot = at_pass % self.slots
+        return self.offsets[slot] if self.seen[slot] else None
+
+    def earlier_visits(self, at_pass: int) -> int:
+        """Passes through the slot of ``at_pass`` before this one."""
+        return self.visits[at_pass % self.slots] - (at_pass == self.last_pass)
+
+    def learn(self, at_pass: int, deviation: float) -> None:
+        """Blend a deviation from the level observed during ``at_pass`` into its slot."""
+        slot = at_pass % self.slots
+        if at_pass != self.last_pass:
+            self.visits[slot] += 1
+            self.last_pass = at_pass
         seen = self.seen[slot]
         rate = max(smoothing_factor(self.half_life), 1.0 / (seen + 1))
         self.offsets[slot] += rate * (deviation - self.offsets[slot])
@@ -129,8 +152,12 @@ class SeasonalProfile:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SeasonalProfile:
-        """Rebuild a profile dumped by ``to_state``."""
-        return cls(**state)
+        """Rebuild a profile dumped by ``to_state``; ValueError if its lists do not fit its slots."""
+        profile = cls(**state)
+        lengths = {len(profile.offsets), len(profile.seen), len(profile.visits)}
+        if lengths != {profile.slots}:
+            raise ValueError(f"a profile of {profile.slots} slots holds lists of {sorted(lengths)}")
+        return profile
 
 
 def slot_pass(epoch_seconds: float, period_seconds: float, slots: int) -> int:
