@@ -9,6 +9,7 @@ an agent restart.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -17,8 +18,13 @@ from typing import Any
 MAD_TO_SIGMA = math.sqrt(math.pi / 2.0)
 
 
+@functools.cache
 def smoothing_factor(half_life: float) -> float:
-    """EW smoothing factor whose weights halve every ``half_life`` points."""
+    """EW smoothing factor whose weights halve every ``half_life`` points.
+
+    Cached: every baseline asks for its factor at every point, from a handful
+    of half-lives.
+    """
     return 1.0 - math.pow(0.5, 1.0 / half_life)
 
 
