@@ -4,13 +4,17 @@ An anomaly opens on its first anomalous window, becomes actionable after it
 persisted for ``persist_windows`` windows in a row, and closes only after
 ``clear_windows`` healthy windows in a row (hysteresis), so a flapping metric
 stays one anomaly. Windows that fall inside a finished cycle are attributed to
-it and never open a new one.
+it and never open a new one.  A series whose saved detector state this release
+cannot read (written by an older release, or damaged) starts afresh, and the
+reset is logged once with the series and the reason; it never fails the beat.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import structlog
 
 from states.context import BeatContext, BeatResult
 from states.detect.budget import budget_report, longest_window_s
@@ -22,13 +26,15 @@ from states.detect.judgement import (
     burn_finding,
     judge,
 )
-from states.detect.streaming import MetricDetector
+from states.detect.streaming import DetectorStateError, MetricDetector
 from states.facts import in_cooldown, incident_candidate
 from states.registry import beat
 from states.settings import Settings
 from storage import repository as repo
 from storage.repository import Session
 from storage.tables import AnomalyRow, DetectorStateRow, WindowRow
+
+log = structlog.get_logger("selfheal.detect")
 
 
 def _objectives(settings: Settings, component: str) -> Objectives:
@@ -55,10 +61,21 @@ class DetectorStates:
         """Feed one point to the series' detector and return its score."""
         detector = self._loaded.get(key)
         if detector is None:
-            row = self._session.get(DetectorStateRow, key)
-            detector = MetricDetector.from_state(row.state) if row else MetricDetector()
-            self._loaded[key] = detector
+            detector = self._loaded[key] = self._restore(key)
         return detector.update(at, value)
+
+    def _restore(self, key: str) -> MetricDetector:
+        """The series' saved detector, or a fresh one if there is none or it cannot be read."""
+        row = self._session.get(DetectorStateRow, key)
+        if row is None:
+            return MetricDetector()
+        try:
+            return MetricDetector.from_state(row.state)
+        except DetectorStateError as error:
+            log.warning(
+                "detector state reset", series=key, points_lost=row.points, reason=str(error)
+            )
+            return MetricDetector()
 
     def save(self) -> None:
         """Persist every detector touched, in the caller's transaction."""

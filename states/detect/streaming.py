@@ -11,7 +11,9 @@ series had been uneventful before it and by how far the record was cleared,
 on a log scale: a new extreme after weeks of calm pages someone, the third
 record in a row during one incident barely registers, because a person is
 paged once per incident.  The state is a JSON dict so the agent can persist it
-across restarts.
+across restarts; it carries ``STATE_VERSION``, and a state of another version
+(an older release's) or a damaged one raises ``DetectorStateError`` instead of
+a stray KeyError, so the caller can start that series afresh.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ from datetime import datetime
 from typing import Any
 
 from states.detect import baselines, contextual, precedent, seasonality
+
+# The shape of ``MetricDetector.to_state``: raise it whenever that shape changes.
+# States written before it existed count as 1 (the predictor-surprise detector's
+# and the first records detector's, whose shapes differ; neither can be restored).
+STATE_VERSION = 2
+
+
+class DetectorStateError(ValueError):
+    """A saved detector state this release cannot restore: another version, or damaged."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,7 @@ class MetricDetector:
     def to_state(self) -> dict[str, Any]:
         """The whole detector as a JSON-serialisable dict."""
         return {
+            "version": STATE_VERSION,
             "settings": asdict(self.settings),
             "mean": self.mean.to_state(),
             "spread": self.spread.to_state(),
@@ -174,13 +186,32 @@ class MetricDetector:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> MetricDetector:
-        """Rebuild a detector from ``to_state`` output; it scores exactly as the original would."""
+    def from_state(cls, state: Any) -> MetricDetector:
+        """Rebuild a detector from ``to_state`` output; it scores exactly as the original would.
+
+        Raises ``DetectorStateError`` saying why when ``state`` is of another
+        version or cannot be read.
+        """
+        check_state_version(state)
+        try:
+            return cls._restore(state)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise DetectorStateError(
+                f"unreadable state ({type(error).__name__}: {error})"
+            ) from error
+
+    @classmethod
+    def _restore(cls, state: dict[str, Any]) -> MetricDetector:
+        """Rebuild every part of a state of this version (errors as the parts raise them)."""
         detector = cls(DetectorSettings(**state["settings"]))
         detector.mean = baselines.EwMean.from_state(state["mean"])
         detector.spread = baselines.EwMean.from_state(state["spread"])
         detector.level = baselines.EwLevel.from_state(state["level"])
         detector.seasons = seasonality.Seasonality.from_state(state["seasons"])
+        if set(state["records"]) != set(detector.records):
+            raise ValueError(
+                f"records {sorted(state['records'])}, expected {sorted(detector.records)}"
+            )
         detector.records = {
             name: precedent.RangeRecord.from_state(r) for name, r in state["records"].items()
         }
@@ -191,6 +222,20 @@ class MetricDetector:
         detector.points = int(state["points"])
         detector.last_event = int(state["last_event"])
         return detector
+
+
+def check_state_version(state: Any) -> None:
+    """Raise ``DetectorStateError`` unless ``state`` is a dict of ``STATE_VERSION``."""
+    if not isinstance(state, dict):
+        raise DetectorStateError(f"unreadable state (a JSON {type(state).__name__}, not an object)")
+    version = state.get("version", 1)
+    if version == STATE_VERSION:
+        return
+    written_by = "an older" if isinstance(version, int) and version < STATE_VERSION else "another"
+    raise DetectorStateError(
+        f"state version {version!r} was written by {written_by} release; "
+        f"this release reads version {STATE_VERSION}"
+    )
 
 
 def event_score(quiet_points: int, cleared: float, settings: DetectorSettings) -> float:
