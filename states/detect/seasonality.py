@@ -10,12 +10,13 @@ on a series with no weekly shape it is only a noisier copy of the daily one
 from its first week, it reports noise as news on a plain daily series.
 
 So both are learned, and the weekly deviation is only worth watching when the
-weekly profile has earned it: its slot has been seen on at least
-``min_visits`` separate weeks, and over recent points its mean absolute error
+weekly profile has earned it: its slot has been seen in at least
+``min_visits`` earlier weeks, and over recent points its mean absolute error
 is below ``advantage`` times the daily profile's.  A daily series never meets
-the second condition; a series with a weekly shape meets it after a couple of
-weeks.  The weekly deviation is reported (for its record to learn its range)
-from the moment its slot has enough visits; whether it may raise an event is
+the second condition; a series with a weekly shape meets both after two or
+three weeks.  The weekly deviation itself is reported from the first week in
+which its slot has been seen before, so that the record watching it has
+learnt its range by the time it may speak; whether it may raise an event is
 the separate ``weekly_explains`` flag.
 """
 
@@ -30,8 +31,8 @@ from states.detect.baselines import EwMean, SeasonalProfile
 class SeasonalDeviation(NamedTuple):
     """A value's deviation from each profile (None while the profile cannot judge it yet).
 
-    A tuple rather than a frozen dataclass: one is made per point, and that is
-    about eight times cheaper.
+    A tuple rather than a frozen dataclass: one is made per point, and a tuple
+    costs about half as much to make.
     """
 
     daily: float | None
