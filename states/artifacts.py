@@ -37,6 +37,9 @@ class WindowSnapshot(_Model):
     p99_ms: float | None
     health: float | None
     versions: dict[str, int] = Field(default_factory=dict)
+    gauges: dict[str, float] = Field(
+        default_factory=dict, description="Last value of each watched gauge in the window."
+    )
 
 
 class TelemetryArtifact(_Artifact):

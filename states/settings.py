@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from states.deploy.local_fleet import LocalFleetSettings
+from states.detect.policies import GaugeWatch, LogDetection
 from states.telemetry.formats import FormatSpec
 from states.telemetry.prometheus_text import parse_selector
 
@@ -123,11 +124,10 @@ class ScrapeSourceSettings(_MetricSourceBase):
             parse_selector(value)
         return value
 
-    @model_validator(mode="after")
-    def _measures_something(self) -> ScrapeSourceSettings:
-        if self.requests is None and self.latency is None:
-            raise ValueError("a scrape source needs 'requests' or 'latency'")
-        return self
+    @property
+    def maps_requests(self) -> bool:
+        """Whether the source measures requests (else it only records watched gauges)."""
+        return self.requests is not None or self.latency is not None
 
 
 class MetricQueries(_Section):
@@ -180,7 +180,7 @@ class TelemetrySettings(_Section):
 
 
 class ComponentSettings(_Section):
-    """One component of the service: its code and its objectives."""
+    """One component of the service: its code, its objectives and what its detectors watch."""
 
     paths: list[str] = Field(default_factory=list, description="Source paths in the repository.")
     slo_p95_ms: float | None = Field(default=None, gt=0, description="P95 latency objective.")
@@ -190,6 +190,21 @@ class ComponentSettings(_Section):
     score_threshold: float | None = Field(
         default=None, gt=0, le=1, description="Overrides detect.score_threshold."
     )
+    gauges: list[GaugeWatch] = Field(
+        default_factory=list, description="Gauges watched for a rise towards a limit (leaks)."
+    )
+    logs: LogDetection = Field(
+        default_factory=LogDetection, description="New error templates and template spikes."
+    )
+
+    @field_validator("gauges")
+    @classmethod
+    def _distinct_gauges(cls, gauges: list[GaugeWatch]) -> list[GaugeWatch]:
+        names = [g.name for g in gauges]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"gauge names must be distinct; repeated: {', '.join(repeated)}")
+        return gauges
 
 
 class BurnPairSettings(_Section):
@@ -213,6 +228,12 @@ class DetectSettings(_Section):
 
     persist_windows: int = Field(default=3, ge=1, description="Windows in a row before acting.")
     clear_windows: int = Field(default=2, ge=1, description="Healthy windows in a row to close.")
+    reopen_windows: int = Field(
+        default=10,
+        ge=0,
+        description="A closed anomaly outside any cycle re-opens if its fingerprint is "
+        "anomalous again within this many windows (its cycle's anomaly: while the cycle runs).",
+    )
     baseline_windows: int = Field(
         default=30, ge=3, description="Recent healthy windows in the baseline."
     )
@@ -347,6 +368,22 @@ class Settings(_Section):
     deploy: DeploySettings
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _scrapes_measure_something(self) -> Settings:
+        watched = any(c.gauges for c in self.components.values())
+        for index, source in enumerate(self.telemetry.metrics):
+            if (
+                isinstance(source, ScrapeSourceSettings)
+                and not source.maps_requests
+                and not watched
+            ):
+                raise ValueError(
+                    f"telemetry.metrics.{index} ({source.name!r}): a scrape source needs "
+                    "'requests' or 'latency', or a component with gauges to watch "
+                    "([[components.<name>.gauges]])"
+                )
+        return self
 
     def component(self, name: str) -> ComponentSettings:
         """A component's settings, or the defaults for one not named in the config."""

@@ -185,11 +185,19 @@ def _initialise_or_check_version(db: Database) -> None:
 
 
 def _add_missing_tables(db: Database) -> None:
-    """Create tables added to this schema version since the file was made (never alters one)."""
-    if set(SQLModel.metadata.tables) <= set(inspect(db._writer).get_table_names()):
-        return
-    with db.write() as session:
-        SQLModel.metadata.create_all(session.connection(), checkfirst=True)
+    """Create tables and window columns added to this schema version since the file was made.
+
+    Nothing else is ever altered: the additions are new tables and JSON columns
+    with an empty default, which an earlier release never reads.
+    """
+    if set(SQLModel.metadata.tables) > set(inspect(db._writer).get_table_names()):
+        with db.write() as session:
+            SQLModel.metadata.create_all(session.connection(), checkfirst=True)
+    window = tables.WindowRow.__tablename__
+    present = {c["name"] for c in inspect(db._writer).get_columns(window)}
+    if {name for name, _ in tables.WINDOW_COLUMNS_ADDED} - present:
+        with db.write() as session:
+            tables.add_window_columns(session.connection())
 
 
 def open_database(path: Path) -> Database:

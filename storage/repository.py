@@ -402,6 +402,14 @@ def open_anomalies(session: Session, component: str | None = None) -> list[Anoma
     return list(session.exec(stmt.order_by(col(AnomalyRow.id))))
 
 
+def last_closed_anomaly(session: Session, fingerprint: str) -> AnomalyRow | None:
+    """The most recently closed anomaly with ``fingerprint``, if any."""
+    stmt = select(AnomalyRow).where(
+        AnomalyRow.fingerprint == fingerprint, AnomalyRow.status == "closed"
+    )
+    return session.exec(stmt.order_by(col(AnomalyRow.closed_at).desc()).limit(1)).first()
+
+
 def cycle_anomalies(session: Session, cycle_id: str) -> list[AnomalyRow]:
     """Anomalies attached to one cycle."""
     stmt = select(AnomalyRow).where(AnomalyRow.cycle_id == cycle_id).order_by(col(AnomalyRow.id))

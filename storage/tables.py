@@ -16,10 +16,8 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
-    Table,
     TypeDecorator,
     UniqueConstraint,
-    event,
     inspect,
 )
 from sqlalchemy.engine import Connection, Dialect
@@ -201,7 +199,8 @@ class WindowRow(SQLModel, table=True):
     (a bounded relative-error histogram, see ``states.telemetry.sketches``).
     ``templates`` counts mined messages by ``<source>:<template id>`` (top
     keys, the rest under ``other``); ``new_templates`` lists the templates
-    first seen in this window.
+    first seen in this window. ``gauges`` holds the last value in the window of
+    each gauge the component watches (``[[components.<name>.gauges]]``), by name.
     """
 
     __tablename__ = "metric_window"
@@ -228,6 +227,7 @@ class WindowRow(SQLModel, table=True):
     sketch: dict[str, Any] = Field(default_factory=dict, sa_column=_compact_json_column())
     templates: dict[str, int] = Field(default_factory=dict, sa_column=_json_column())
     new_templates: list[str] = Field(default_factory=list, sa_column=_json_column())
+    gauges: dict[str, float] = Field(default_factory=dict, sa_column=_json_column())
 
 
 class TemplateStateRow(SQLModel, table=True):
@@ -240,29 +240,34 @@ class TemplateStateRow(SQLModel, table=True):
     updated_at: datetime = _at()
 
 
-# The window columns that came with latency sketches and templates, as DDL.
-WINDOW_COLUMNS_ADDED = (("sketch", "'{}'"), ("templates", "'{}'"), ("new_templates", "'[]'"))
+# Window columns added after the first release, as DDL defaults (empty JSON, as new rows get).
+WINDOW_COLUMNS_ADDED = (
+    ("sketch", "'{}'"),
+    ("templates", "'{}'"),
+    ("new_templates", "'[]'"),
+    ("gauges", "'{}'"),
+)
 
 
-def _add_window_columns(target: Table, connection: Connection, **_: Any) -> None:
-    """Give an older file's ``metric_window`` the columns that came with this table.
+def add_window_columns(connection: Connection) -> list[str]:
+    """Give an older file's ``metric_window`` the columns it lacks; returns the names added.
 
-    ``storage.db`` creates the tables a file lacks but alters none. This table
-    arrived together with the window columns, so its creation is the moment
-    a file made before them gains them: empty JSON, as new rows get.
+    ``storage.db`` calls this on every open, after creating missing tables: a
+    column read is one ``PRAGMA table_info``, and a file made by any earlier
+    release of this schema version gains exactly what it misses.
     """
     found = inspect(connection)
     if not found.has_table(WindowRow.__tablename__):
-        return  # a new file: the window table is created whole
+        return []
     present = {column["name"] for column in found.get_columns(WindowRow.__tablename__)}
+    added = []
     for name, default in WINDOW_COLUMNS_ADDED:
         if name not in present:
             connection.exec_driver_sql(
                 f"ALTER TABLE {WindowRow.__tablename__} ADD COLUMN {name} JSON NOT NULL DEFAULT {default}"
             )
-
-
-event.listen(TemplateStateRow.__table__, "after_create", _add_window_columns)  # type: ignore[attr-defined]
+            added.append(name)
+    return added
 
 
 class AnomalyRow(SQLModel, table=True):

@@ -335,6 +335,21 @@ def test_added_lines_carry_the_cues_of_their_category(line: str, category: str) 
     assert not matches_category([line], "saturation")  # an unknown category has no cues
 
 
+@pytest.mark.parametrize(
+    ("category", "cue", "not_a_cue"),
+    [
+        ("memory_leak", "_LOOKUP_CACHE[sku] = item", "raise KeyError(sku)"),
+        ("new_error_template", "raise KeyError(sku)", "_LOOKUP_CACHE[sku] = item"),
+        ("log_spike", "raise KeyError(sku)", "time.sleep(RETRY_S)"),
+    ],
+)
+def test_detection_categories_read_the_cues_of_their_kind(
+    category: str, cue: str, not_a_cue: str
+) -> None:
+    assert matches_category([cue], category)
+    assert not matches_category([not_a_cue], category)
+
+
 # --- a generated incident, end to end ---------------------------------------------------------------
 
 

@@ -51,6 +51,23 @@ def test_severity_is_read_from_the_table_at_its_boundaries(excess: float, severi
     assert severity_of(excess) == severity
 
 
+@pytest.mark.parametrize(
+    ("excess", "exhausted_in_s", "severity"),
+    [
+        (0.5, 86400.0, "minor"),
+        (0.5, 6 * 3600.0, "major"),
+        (0.5, 3600.0, "critical"),
+        (0.5, 0.0, "critical"),
+        (1.6, 86400.0, "major"),  # the worse of the two measures wins
+        (3.2, 86400.0, "critical"),
+    ],
+)
+def test_the_table_also_reads_how_soon_a_resource_runs_out(
+    excess: float, exhausted_in_s: float, severity: str
+) -> None:
+    assert severity_of(excess, exhausted_in_s) == severity
+
+
 def test_a_finding_against_a_zero_threshold_is_critical() -> None:
     finding = Finding("api", "error_rate", "errors", "slo", 0.01, 0.0, None)
     assert finding.excess == float("inf")
@@ -239,14 +256,83 @@ def test_a_flapping_metric_stays_one_anomaly(feed: Feed) -> None:
     assert anomaly.healthy_streak == 0, "an anomalous window resets the healthy streak"
 
 
-def test_after_an_anomaly_closed_a_new_breach_opens_a_new_one(feed: Feed) -> None:
-    for p95 in (SLOW, FAST, FAST, SLOW):
+def test_a_breach_soon_after_an_anomaly_closed_reopens_it_and_it_must_persist_again(
+    feed: Feed,
+) -> None:
+    for p95 in (SLOW, SLOW, SLOW, FAST, FAST):
+        feed.window(p95)
+    [closed] = all_anomalies(feed.db)
+    assert (closed.status, closed.actionable) == ("closed", True)
+
+    feed.window(SLOW)
+
+    [anomaly] = all_anomalies(feed.db)
+    assert (anomaly.id, anomaly.status, anomaly.closed_at) == (closed.id, "open", None)
+    assert anomaly.onset == T0, "a re-opened anomaly keeps its onset"
+    assert (anomaly.consecutive, anomaly.actionable) == (1, False)
+    assert anomaly.evidence["reopened"] == 1
+    feed.window(SLOW)
+    feed.window(SLOW)
+    [anomaly] = all_anomalies(feed.db)
+    assert (anomaly.consecutive, anomaly.actionable) == (3, True)
+
+
+def test_a_breach_long_after_an_anomaly_closed_opens_a_new_one(db: Database) -> None:
+    feed = Feed(db, detect_settings(reopen_windows=2))
+    for p95 in (SLOW, FAST, FAST, FAST, FAST, FAST, SLOW):  # closed at T0 + 3 windows
         feed.window(p95)
 
     first, second = all_anomalies(feed.db)
     assert (first.status, second.status) == ("closed", "open")
-    assert second.onset == T0 + 3 * WINDOW
+    assert second.onset == T0 + 6 * WINDOW
     assert not second.actionable
+
+
+def test_an_anomaly_of_a_running_cycle_reopens_into_that_cycle_however_late(
+    db: Database,
+) -> None:
+    feed = Feed(db, detect_settings(reopen_windows=0))
+    for _ in range(3):
+        feed.window(SLOW)
+
+    def attach(session: repo.Session) -> None:
+        session.add(CycleRow(id="c1", opened_at=T0, component="api"))
+        [anomaly] = repo.open_anomalies(session)
+        anomaly.cycle_id = "c1"
+        session.add(anomaly)
+
+    feed.db.transact(attach)
+    for p95 in (FAST,) * 6 + (SLOW,):
+        feed.window(p95)
+
+    [anomaly] = all_anomalies(feed.db)
+    assert (anomaly.status, anomaly.cycle_id) == ("open", "c1")
+
+
+def test_an_anomaly_of_a_finished_cycle_does_not_reopen(db: Database) -> None:
+    feed = Feed(db, detect_settings())
+    for _ in range(3):
+        feed.window(SLOW)
+    for _ in range(2):
+        feed.window(FAST)
+    closed_at = feed.start
+
+    def finish(session: repo.Session) -> None:
+        session.add(
+            CycleRow(
+                id="c1", opened_at=T0, closed_at=closed_at, outcome="resolved", component="api"
+            )
+        )
+        [anomaly] = list(session.exec(select(AnomalyRow)))
+        anomaly.cycle_id = "c1"
+        session.add(anomaly)
+
+    feed.db.transact(finish)
+    feed.window(SLOW)
+
+    first, second = all_anomalies(feed.db)
+    assert (first.status, first.cycle_id) == ("closed", "c1")
+    assert (second.status, second.cycle_id, second.onset) == ("open", None, closed_at)
 
 
 def test_windows_with_too_few_requests_are_not_judged(feed: Feed) -> None:

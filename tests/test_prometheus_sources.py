@@ -13,12 +13,9 @@ import math
 import re
 import socket
 import subprocess
-import threading
 import time
-import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -37,65 +34,12 @@ from states.telemetry.prometheus_text import (
 from storage import repository as repo
 from storage.db import Database, open_database
 from storage.tables import WindowRow
+from tests.support.http_endpoint import Endpoint, serving_page
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "prometheus-server.sh"
 T0 = datetime(2026, 11, 24, 7, 30, 5, tzinfo=UTC)
 INF = math.inf
-
-# --- HTTP servers on 127.0.0.1 -------------------------------------------------------
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # every query of every source arrives at once
-
-
-class Endpoint:
-    """A small HTTP server in a thread; ``respond(path, form)`` gives (status, body, delay)."""
-
-    def __init__(self, respond: Callable[[str, dict[str, str]], tuple[int, str, float]]) -> None:
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, form: dict[str, str]) -> None:
-                status, body, delay = endpoint.respond(self.path, form)
-                endpoint.hits += 1
-                if delay:
-                    time.sleep(delay)
-                data = body.encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "text/plain; version=0.0.4")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass  # the client gave up (a timeout test)
-
-            def do_GET(self) -> None:
-                self._answer({})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode()
-                self._answer(dict(urllib.parse.parse_qsl(raw)))
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.respond = respond
-        self.hits = 0
-        self.page = {"text": ""}  # what a test's respond may serve
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def free_port() -> int:
@@ -365,7 +309,7 @@ def test_histogram_quantile_interpolates_within_the_bucket_like_prometheus() -> 
 
 @pytest.fixture
 def endpoint() -> Iterator[Endpoint]:
-    served = Endpoint(lambda path, form: (200, served.page["text"], 0.0))
+    served = serving_page()
     yield served
     served.close()
 

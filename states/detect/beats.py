@@ -1,10 +1,11 @@
 """Phase 2 beats: judge new windows, keep one anomaly per fingerprint, pick the incident.
 
-An anomaly opens on its first anomalous window, becomes actionable after it
-persisted for ``persist_windows`` windows in a row, and closes only after
-``clear_windows`` healthy windows in a row (hysteresis), so a flapping metric
-stays one anomaly. Windows that fall inside a finished cycle are attributed to
-it and never open a new one.  A series whose saved detector state this release
+Each closed window is judged by every detector that has something to judge
+in it: objectives, the learned baseline, the streaming score and burn rates
+on its requests; the leak detector on watched gauges and the log detectors
+on mined templates (``signals``). How anomalies persist, heal and re-open is
+``lifecycle``. Windows that fall inside a finished cycle are attributed to it
+and never open a new one.  A series whose saved detector state this release
 cannot read (written by an older release, or damaged) starts afresh, and the
 reset is logged once with the series and the reason; it never fails the beat.
 """
@@ -17,9 +18,9 @@ from typing import Any
 import structlog
 
 from states.context import BeatContext, BeatResult
+from states.detect import lifecycle, signals
 from states.detect.budget import budget_report, longest_window_s
 from states.detect.judgement import (
-    SEVERITY_ORDER,
     Finding,
     Objectives,
     WindowStats,
@@ -32,7 +33,10 @@ from states.registry import beat
 from states.settings import Settings
 from storage import repository as repo
 from storage.repository import Session
-from storage.tables import AnomalyRow, DetectorStateRow, WindowRow
+from storage.tables import DetectorStateRow, WindowRow
+
+# The metrics judged on a window's requests (only with enough of them).
+REQUEST_METRICS = frozenset({"p95_ms", "error_rate", "error_budget_burn"})
 
 log = structlog.get_logger("selfheal.detect")
 
@@ -94,83 +98,68 @@ def _burn(session: Session, settings: Settings, window: WindowRow) -> Finding | 
     return burn_finding(window.component, report) if report else None
 
 
-def _healthy_p95(session: Session, settings: Settings, window: WindowRow) -> list[float]:
-    recent = repo.component_windows(
-        session, window.component, until=window.start, limit=settings.detect.baseline_windows * 3
-    )
+def _baseline_reach(settings: Settings) -> int:
+    """Windows before this one that the P95 baseline looks through for healthy ones."""
+    return settings.detect.baseline_windows * 3
+
+
+def _healthy_p95(settings: Settings, window: WindowRow, history: list[WindowRow]) -> list[float]:
+    recent = [w for w in history if w.start < window.start][-_baseline_reach(settings) :]
     healthy = [w.p95 for w in recent if w.evaluated and not w.anomalous and w.p95 is not None]
     return healthy[-settings.detect.baseline_windows :]
 
 
-def _open_or_update(
-    session: Session, settings: Settings, finding: Finding, window: WindowRow
-) -> AnomalyRow:
-    current = [
-        a
-        for a in repo.open_anomalies(session, finding.component)
-        if a.fingerprint == finding.fingerprint
-    ]
-    evidence = {
-        "window_start": window.start.isoformat(),
-        "count": window.count,
-        "detector": finding.detector,
-    }
-    if current:
-        row = current[0]
-        row.consecutive += 1
-        row.healthy_streak = 0
-        row.last_seen = window.start
-        if SEVERITY_ORDER[finding.severity] > SEVERITY_ORDER.get(row.severity, 0):
-            row.severity = finding.severity
-    else:
-        row = AnomalyRow(
-            fingerprint=finding.fingerprint,
-            component=finding.component,
-            metric=finding.metric,
-            detector=finding.detector,
-            category=finding.category,
-            severity=finding.severity,
-            onset=window.start,
-            last_seen=window.start,
-        )
-    row.value, row.threshold, row.baseline = finding.value, finding.threshold, finding.baseline
-    row.score = max(row.score, finding.score)
-    row.detector = finding.detector
-    row.evidence = {**evidence, "excess": round(finding.excess, 3)}
-    row.actionable = row.consecutive >= settings.detect.persist_windows
-    session.add(row)
-    return row
+def _request_findings(
+    session: Session,
+    settings: Settings,
+    window: WindowRow,
+    detectors: DetectorStates,
+    history: list[WindowRow],
+) -> list[Finding]:
+    """SLO, baseline, streaming-score and burn-rate findings of a window with enough requests."""
+    stats = WindowStats(window.component, window.count, window.error_rate, window.p95)
+    if window.p95 is not None:
+        window.score = detectors.score(f"{window.component}:p95_ms", window.start, window.p95)
+    healthy = _healthy_p95(settings, window, history)
+    findings = judge(stats, _objectives(settings, window.component), healthy, window.score)
+    burning = _burn(session, settings, window)
+    return findings + ([burning] if burning else [])
 
 
-def _heal(
-    session: Session, settings: Settings, component: str, seen: set[str], at: datetime
-) -> None:
-    for row in repo.open_anomalies(session, component):
-        if row.fingerprint in seen:
-            continue
-        row.healthy_streak += 1
-        if row.healthy_streak >= settings.detect.clear_windows:
-            row.status, row.closed_at = "closed", at
-        session.add(row)
+def _history(
+    session: Session, settings: Settings, window: WindowRow, requests: bool
+) -> list[WindowRow]:
+    """The component's latest windows up to this one, as many as any detector reads (one query)."""
+    needed = signals.history_needed(settings, window)
+    if requests:
+        needed = max(needed, _baseline_reach(settings) + 1)
+    if not needed:
+        return []
+    return repo.component_windows(session, window.component, until=window.end, limit=needed)
 
 
 def evaluate(session: Session, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
-    """Judge every closed window not yet judged, in time order (``now`` stamps detector state)."""
+    """Judge every closed window not yet judged, in time order (``now`` stamps detector state).
+
+    Requests are judged when the window has ``min_samples`` of them; watched
+    gauges and mined templates whenever the window holds them.
+    """
     last = repo.last_closed_cycle(session)
     detectors = DetectorStates(session, now or datetime.now(UTC))
+    book = signals.TemplateBook(session)
     judged = anomalous = attributed = 0
     for window in repo.unevaluated_windows(session):
         window.evaluated = True
         session.add(window)
-        if window.count < settings.detect.min_samples:
+        requests = window.count >= settings.detect.min_samples
+        history = _history(session, settings, window, requests)
+        verdict = signals.judge_window(settings, window, history, book)
+        if not requests and not verdict.judged_anything:
             continue
-        stats = WindowStats(window.component, window.count, window.error_rate, window.p95)
-        if window.p95 is not None:
-            window.score = detectors.score(f"{window.component}:p95_ms", window.start, window.p95)
-        healthy = _healthy_p95(session, settings, window)
-        findings = judge(stats, _objectives(settings, window.component), healthy, window.score)
-        burning = _burn(session, settings, window)
-        findings += [burning] if burning else []
+        findings = (
+            _request_findings(session, settings, window, detectors, history) if requests else []
+        )
+        findings += verdict.findings
         window.anomalous = bool(findings)
         judged += 1
         anomalous += bool(findings)
@@ -178,8 +167,10 @@ def evaluate(session: Session, settings: Settings, now: datetime | None = None) 
             attributed += 1
             continue
         for finding in findings:
-            _open_or_update(session, settings, finding, window)
-        _heal(session, settings, window.component, {f.fingerprint for f in findings}, window.end)
+            lifecycle.open_or_update(session, settings, finding, window)
+        seen = {f.fingerprint for f in findings}
+        verdict.metrics.update(REQUEST_METRICS if requests else ())
+        lifecycle.heal(session, settings, window.component, seen, window.end, verdict.judged)
         session.flush()
     detectors.save()
     return {"judged": judged, "anomalous": anomalous, "attributed_to_last_cycle": attributed}

@@ -2,19 +2,37 @@
 
 Pure functions over numbers. Both judgements of the same metric share a
 fingerprint, so an SLO breach and a baseline deviation of the same latency
-are one anomaly, never two incidents.
+are one anomaly, never two incidents. Every detector's severity comes from
+the one table below.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from states.detect.burn_rate import BurnRateReport
 
-# The single severity table: how far past its threshold a value is.
-SEVERITY_TABLE: tuple[tuple[float, str], ...] = ((3.0, "critical"), (1.5, "major"), (0.0, "minor"))
+
+class SeverityRow(NamedTuple):
+    """A severity and what reaches it: a value this many times its threshold, or a
+    resource projected to run out within this many seconds."""
+
+    name: str
+    excess: float
+    exhausted_within_s: float
+
+
+# The single severity table, worst first; the first row either measure reaches wins.
+SEVERITY_TABLE: tuple[SeverityRow, ...] = (
+    SeverityRow("critical", 3.0, 3600.0),
+    SeverityRow("major", 1.5, 6 * 3600.0),
+    SeverityRow("minor", 0.0, math.inf),
+)
 SEVERITY_ORDER = {"minor": 0, "major": 1, "critical": 2}
 
 
@@ -42,7 +60,12 @@ class Objectives:
 
 @dataclass(frozen=True)
 class Finding:
-    """One way a window is anomalous."""
+    """One way a window is anomalous.
+
+    ``exhausted_in_s`` is how soon a resource is projected to run out (trend
+    findings); ``onset`` when the detector saw it begin, if before the window;
+    ``evidence`` the detector's own numbers for the anomaly's record.
+    """
 
     component: str
     metric: str
@@ -52,6 +75,9 @@ class Finding:
     threshold: float
     baseline: float | None
     score: float = 0.0
+    exhausted_in_s: float | None = None
+    onset: datetime | None = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def excess(self) -> float:
@@ -60,19 +86,21 @@ class Finding:
 
     @property
     def severity(self) -> str:
-        return severity_of(self.excess)
+        return severity_of(self.excess, self.exhausted_in_s)
 
     @property
     def fingerprint(self) -> str:
         return f"{self.component}:{self.metric}"
 
 
-def severity_of(excess: float) -> str:
-    """Severity from the table: the first row whose bound the excess reaches."""
-    for bound, name in SEVERITY_TABLE:
-        if excess >= bound:
-            return name
-    return SEVERITY_TABLE[-1][1]
+def severity_of(excess: float, exhausted_in_s: float | None = None) -> str:
+    """Severity from the table: the first row whose excess, or whose time to exhaustion, is met."""
+    for row in SEVERITY_TABLE:
+        if excess >= row.excess:
+            return row.name
+        if exhausted_in_s is not None and exhausted_in_s <= row.exhausted_within_s:
+            return row.name
+    return SEVERITY_TABLE[-1].name
 
 
 def baseline_of(healthy_p95: Sequence[float]) -> float | None:

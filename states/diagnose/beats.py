@@ -50,6 +50,7 @@ def _snapshot(row: WindowRow) -> WindowSnapshot:
         p99_ms=row.p99,
         health=row.health,
         versions=dict(row.versions),
+        gauges=dict(row.gauges),
     )
 
 

@@ -9,6 +9,9 @@ JavaScript and their relatives, matched against the lines a commit added.
 
 They are hints, not proof: plenty of harmless changes add a raise or a query,
 which is why the feature built on them weighs less than blame or frames.
+Detection's categories name the cues they read: a ``memory_leak`` reads the
+memory cues; a ``new_error_template`` or a ``log_spike`` (a new or surging
+message, nearly always an error or a warning) the error cues.
 """
 
 from __future__ import annotations
@@ -44,7 +47,11 @@ CUES: dict[str, tuple[re.Pattern[str], ...]] = {
 }
 
 
+# Anomaly categories whose cues are another category's.
+CUES_OF_CATEGORY = {"memory_leak": "memory", "new_error_template": "errors", "log_spike": "errors"}
+
+
 def matches_category(added_lines: Iterable[str], category: str) -> bool:
     """Whether any added line carries a cue of ``category`` (unknown categories never match)."""
-    patterns = CUES.get(category, ())
+    patterns = CUES.get(CUES_OF_CATEGORY.get(category, category), ())
     return any(p.search(line) for line in added_lines for p in patterns)

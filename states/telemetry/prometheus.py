@@ -16,7 +16,14 @@ Every source is fetched at the same time with its own deadline; one that is
 missing, slow or answers nonsense is reported in the poll's errors and as a
 reason count on its cursor (shown by ``selfheal status``), and the others go on.
 A window another source already wrote is left alone (counted as ``window_exists``):
-feed each component from one source.
+feed each component's requests from one source.
+
+Gauges a component watches (``[[components.<name>.gauges]]``) are read from
+every scrape and kept, last value wins, in the window holding the scrape's
+time. They are the exception to "one source per window": they are merged
+into a window a log source wrote, and a source that maps no requests writes
+its windows open, so that a log source can still add the requests and the
+window closes as a log window does.
 """
 
 from __future__ import annotations
@@ -47,7 +54,9 @@ from states.telemetry.prometheus_text import (
     ScrapeMapping,
     Selector,
     Tracked,
+    WatchedGauge,
     fold_deltas,
+    gauge_readings,
     parse_exposition,
     parse_selector,
     tracked_series,
@@ -157,6 +166,7 @@ def window_row(
         p99=quantiles["p99"],
         health=health_score(rate, quantiles["p95"], slo) if judged else None,
         closed=True,
+        gauges=dict(window.gauges),
     )
 
 
@@ -179,6 +189,15 @@ def scrape_mapping(source: ScrapeSourceSettings) -> ScrapeMapping:
     )
 
 
+def watched_gauges(settings: Settings) -> list[WatchedGauge]:
+    """Every gauge any component watches."""
+    return [
+        WatchedGauge(component, gauge.name, parse_selector(gauge.selector))
+        for component, comp in settings.components.items()
+        for gauge in comp.gauges
+    ]
+
+
 def _pending(state: dict[str, Any] | None) -> dict[float, dict[tuple[str, str], MetricWindow]]:
     pending: dict[float, dict[tuple[str, str], MetricWindow]] = {}
     for start, entries in (state or {}).get("pending", {}).items():
@@ -196,11 +215,19 @@ def scrape_update(
     tracked: dict[str, Tracked],
     now: datetime,
     rejected: Counter[str],
+    gauges: dict[tuple[str, str], dict[str, float]] | None = None,
 ) -> tuple[dict[str, Any], list[WindowRow]]:
-    """Fold this scrape's increase into its window: the new state, and the windows now finished."""
+    """Fold this scrape's increase into its window: the new state, and the windows now finished.
+
+    ``gauges`` are this scrape's readings; they go to the window holding ``now``.
+    """
     window_s = settings.telemetry.window_s
     at = now.timestamp()
     pending = _pending(state)
+    if gauges:
+        current = pending.setdefault(window_start(now, window_s).timestamp(), {})
+        for target, values in gauges.items():
+            current.setdefault(target, MetricWindow()).gauges.update(values)
     previous_at = state.get("at") if state else None
     if state is not None and isinstance(previous_at, int | float):
         if at - previous_at > source.max_gap_s:
@@ -267,8 +294,10 @@ def _read_scrape(
         raise SourceError("http_error", f"HTTP {response.status}: {text}")
     exposition = parse_exposition(response.body.decode("utf-8", "replace"))
     rejected.update(exposition.rejected)
-    tracked = tracked_series(exposition, scrape_mapping(source), rejected)
-    new_state, rows = scrape_update(source, settings, state, tracked, now, rejected)
+    mapping = scrape_mapping(source)
+    tracked = tracked_series(exposition, mapping, rejected)
+    gauges = gauge_readings(exposition, watched_gauges(settings), mapping, rejected)
+    new_state, rows = scrape_update(source, settings, state, tracked, now, rejected, gauges)
     return new_state, rows, sum(len(f.samples) for f in exposition.families.values())
 
 
@@ -313,13 +342,20 @@ def store_metric_poll(
 ) -> int:
     """Write the finished windows and move the source's cursor, atomically; how many were new."""
     existing = repo.windows_for_keys(session, [(r.component, r.instance, r.start) for r in rows])
+    measures = not isinstance(source, ScrapeSourceSettings) or source.maps_requests
     counts = Counter(rejected)
     written = 0
     for row in rows:
-        if (row.component, row.instance, row.start) in existing:
-            counts["window_exists"] += 1
+        found = existing.get((row.component, row.instance, row.start))
+        if found is not None:
+            if row.gauges:
+                found.gauges = {**found.gauges, **row.gauges}
+                session.add(found)
+            counts["window_exists"] += measures
             continue
-        session.add(WindowRow(**row.model_dump()))  # fresh: a retry must not reuse it
+        fresh = WindowRow(**row.model_dump())  # fresh: a retry must not reuse it
+        fresh.closed = measures  # gauges alone: a log source may still add the requests
+        session.add(fresh)
         written += 1
     cursor = session.get(CursorRow, key) or CursorRow(
         key=key, source=source.name, path=source.url, updated_at=now

@@ -347,12 +347,14 @@ class MetricWindow:
 
     A scrape source adds counter and bucket increases; a query source puts the
     values the server computed (``put``), latencies already in milliseconds.
+    ``gauges`` holds the last reading of each watched gauge in the window.
     """
 
     count: float = 0.0
     errors: float = 0.0
     buckets: dict[float, float] = field(default_factory=dict)
     values: dict[str, float] = field(default_factory=dict)
+    gauges: dict[str, float] = field(default_factory=dict)
 
     def add(self, other: MetricWindow) -> None:
         """Add another increase of the same window."""
@@ -387,13 +389,16 @@ class MetricWindow:
 
     def to_json(self) -> list[Any]:
         """A compact JSON form for the cursor (bounds as text: ``inf`` is not JSON)."""
-        return [self.count, self.errors, [[repr(b), c] for b, c in self.buckets.items()]]
+        data = [self.count, self.errors, [[repr(b), c] for b, c in self.buckets.items()]]
+        return [*data, self.gauges] if self.gauges else data
 
     @classmethod
     def from_json(cls, data: list[Any]) -> MetricWindow:
-        """The inverse of ``to_json``."""
-        count, errors, buckets = data
-        return cls(float(count), float(errors), {float(b): float(c) for b, c in buckets})
+        """The inverse of ``to_json`` (a cursor written before gauges has three items)."""
+        count, errors, buckets, *rest = data
+        gauges = {str(k): float(v) for k, v in rest[0].items()} if rest else {}
+        buckets = {float(b): float(c) for b, c in buckets}
+        return cls(float(count), float(errors), buckets, gauges=gauges)
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,6 +473,47 @@ def tracked_series(
             key = json.dumps([role, sample.name, sample.labels]) if role == "latency" else group
             tracked[key] = Tracked(role, group, component, instance, bound, sample.value)
     return tracked
+
+
+@dataclass(frozen=True)
+class WatchedGauge:
+    """A gauge a component watches: its name in windows and the selector of its series."""
+
+    component: str
+    name: str
+    selector: Selector
+
+
+def gauge_readings(
+    exposition: Exposition,
+    watched: Sequence[WatchedGauge],
+    mapping: ScrapeMapping,
+    rejected: Counter[str],
+) -> dict[tuple[str, str], dict[str, float]]:
+    """Each watched gauge's value per (component, instance), ``""`` being all instances.
+
+    A selector matching several series of one component (instances, or labels
+    the selector leaves open) keeps the largest: the series nearest its limit.
+    """
+    readings: dict[tuple[str, str], dict[str, float]] = {}
+    for sample in exposition.samples():
+        for watch in watched:
+            if not watch.selector.matches(sample):
+                continue
+            component = sample.label(mapping.component_label) or mapping.component
+            if component != watch.component:
+                rejected["no_component"] += component is None
+                continue
+            if not math.isfinite(sample.value):
+                rejected["bad_gauge"] += 1
+                continue
+            instance = (
+                sample.label(mapping.instance_label) if mapping.instance_label else ""
+            ) or ""
+            for target in [(component, "")] + ([(component, instance)] if instance else []):
+                values = readings.setdefault(target, {})
+                values[watch.name] = max(sample.value, values.get(watch.name, -math.inf))
+    return readings
 
 
 def fold_deltas(

@@ -77,6 +77,7 @@ class NewWindow:
     frames: list[list[Any]] = field(default_factory=list)
     templates: dict[str, int] = field(default_factory=dict)
     new_templates: list[str] = field(default_factory=list)
+    gauges: dict[str, float] = field(default_factory=dict)  # scrapes merge them in later
 
 
 def _merge(row: _Window, part: PartialWindow) -> None:

@@ -16,6 +16,11 @@ own miner and ids. A window keeps at most ``TOP_TEMPLATES`` keys with their
 counts (the rest summed under ``OTHER``, so counts still add up to the mined
 messages) and lists, in order, up to ``MAX_NEW_TEMPLATES`` keys whose
 template was created by a message in that window.
+
+The level of the record that created a template is stored with the source's
+miner (``levels``, by template id), so detection can tell a new error text
+from a new warning without guessing from words. It is noted only when a
+template is created, which is rare, so mining a known message costs nothing more.
 """
 
 from __future__ import annotations
@@ -48,9 +53,16 @@ def mines_every_record(kind: str) -> bool:
 class SourceTemplates:
     """One source's miner, and the rule for which of its records it mines."""
 
-    def __init__(self, source: str, kind: str, miner: TemplateMiner) -> None:
+    def __init__(
+        self,
+        source: str,
+        kind: str,
+        miner: TemplateMiner,
+        levels: Mapping[int, str] | None = None,
+    ) -> None:
         self.source = source
         self.miner = miner
+        self.levels: dict[int, str] = dict(levels or {})  # of the record that created each
         self._every = mines_every_record(kind)
         self._known: dict[int, TemplateHit] = {}  # one hit object per template, once not new
 
@@ -58,7 +70,7 @@ class SourceTemplates:
     def restored(cls, source: str, kind: str, state: Mapping[str, Any] | None) -> SourceTemplates:
         """The source's miner as stored after its last poll, or a new one."""
         miner = TemplateMiner.from_state(state) if state else TemplateMiner()
-        return cls(source, kind, miner)
+        return cls(source, kind, miner, stored_levels(state))
 
     def wants(self, record: Record) -> bool:
         """Whether this record's message is mined."""
@@ -72,6 +84,7 @@ class SourceTemplates:
             return None
         template_id, is_new = self.miner.assign(record.message)
         if is_new:
+            self.levels[template_id] = "error" if record.is_error else record.level
             return TemplateHit(f"{self.source}:{template_id}", True)
         known = self._known.get(template_id)
         if known is None:
@@ -79,8 +92,30 @@ class SourceTemplates:
         return known
 
     def state(self) -> dict[str, Any]:
-        """What to store with the poll's cursor."""
-        return self.miner.to_state()
+        """What to store with the poll's cursor: the miner and the creating levels."""
+        return {**self.miner.to_state(), "levels": {str(k): v for k, v in self.levels.items()}}
+
+
+def stored_levels(state: Mapping[str, Any] | None) -> dict[int, str]:
+    """The creating record's level by template id, from a stored state (none before levels)."""
+    levels = (state or {}).get("levels")
+    if not isinstance(levels, dict):
+        return {}
+    return {int(k): str(v) for k, v in levels.items() if str(k).isdigit()}
+
+
+def stored_templates(state: Mapping[str, Any] | None) -> dict[int, str]:
+    """Each template's text by id, from a stored state (tokens joined as drain3 shows them)."""
+    entries = (state or {}).get("templates")
+    if not isinstance(entries, list):
+        return {}
+    return {
+        int(e["id"]): " ".join(str(t) for t in e["tokens"])
+        for e in entries
+        if isinstance(e, dict)
+        and isinstance(e.get("id"), int)
+        and isinstance(e.get("tokens"), list)
+    }
 
 
 def merge_counts(
