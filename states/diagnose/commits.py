@@ -23,9 +23,10 @@ The features, each a value in [0, 1] times its weight:
 - ``touches_called_functions``: it changed the body of a function outside
   the component's paths that the component's code calls (shared code).
 - ``adds_category_cues``: the lines it added look like a cause of the
-  incident's category: a sleep, retry or query per item for latency, a
-  growing cache or module-level collection for memory, a raise, parse or
-  unchecked index for errors (``states.diagnose.cues``).
+  incident's category: a sleep, retry, table scan, query per item or list
+  searched per item for latency, a growing cache or module-level collection
+  for memory, a raise, parse, unchecked index or division by a collection's
+  size for errors (``states.diagnose.cues``).
 - ``change_size``: how much runtime code it changed, on a log scale that
   saturates at ``SIZE_SATURATION_LINES`` (large changes break things more).
 - ``recency``: newer commits first, a tie-breaker.
