@@ -190,6 +190,10 @@ class ComponentSettings(_Section):
     score_threshold: float | None = Field(
         default=None, gt=0, le=1, description="Overrides detect.score_threshold."
     )
+    calls: list[str] = Field(
+        default_factory=list,
+        description="Components this one calls (the call graph diagnosis ranks components on).",
+    )
 
 
 class BurnPairSettings(_Section):
@@ -265,6 +269,20 @@ class DiagnoseSettings(_Section):
         ge=0,
         le=100,
         description="Stack frames whose lines are blamed at the running revision.",
+    )
+    history_windows: int = Field(
+        default=120,
+        ge=10,
+        description="Windows before onset read to rank components and learn who calls whom.",
+    )
+    comovement_min_windows: int = Field(
+        default=20, ge=3, description="Windows two components must share to be linked."
+    )
+    comovement_min_correlation: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Latency correlation from which two components count as caller and callee.",
     )
 
 
@@ -345,6 +363,23 @@ class Settings(_Section):
     deploy: DeploySettings
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("components")
+    @classmethod
+    def _calls_name_components(
+        cls, components: dict[str, ComponentSettings]
+    ) -> dict[str, ComponentSettings]:
+        for name, settings in components.items():
+            for callee in settings.calls:
+                if callee == name:
+                    raise ValueError(f"components.{name}.calls names the component itself")
+                if callee not in components:
+                    known = ", ".join(sorted(components))
+                    raise ValueError(
+                        f"components.{name}.calls names {callee!r}, which is not a configured "
+                        f"component (configured: {known}); add a [components.{callee}] table"
+                    )
+        return components
 
     def component(self, name: str) -> ComponentSettings:
         """A component's settings, or the defaults for one not named in the config."""
