@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from agent import engine
+from agent import engine, reports
 from states.artifacts import DiagnosisArtifact
 from states.settings import Settings
 from storage import repository as repo
@@ -196,6 +196,7 @@ class Finished:
     diagnosis: DiagnosisArtifact
     outputs: dict[str, dict[str, Any]]
     cycle_component: str
+    brief: dict[str, Any]  # the cycle as ``selfheal history --json`` shows it
 
 
 def run_incident(root: Path, calls: bool) -> Finished:
@@ -219,7 +220,8 @@ def run_incident(root: Path, calls: bool) -> Finished:
         path = root / "data" / "cycles" / cycle.id / "diagnosis.json"
         diagnosis = DiagnosisArtifact.model_validate_json(path.read_bytes())
         outputs = {r.beat_id: r.output for r in runs if r.phase == "diagnosing"}
-        return Finished(release, diagnosis, outputs, cycle.component)
+        brief = reports.history(rt.db, 1)[0]
+        return Finished(release, diagnosis, outputs, cycle.component, brief)
     finally:
         engine.close_runtime(rt)
 
@@ -273,6 +275,23 @@ def test_candidates_carry_component_category_confidence_and_features(
     assert (first.commit, first.file) == (configured.release.culprit, "catalog/store.py")
     assert first.line is not None and first.confidence == configured.diagnosis.confidence
     assert first.features["touches_component_paths"] > 0
+
+
+def test_operators_see_the_component_behind_the_front(configured: Finished) -> None:
+    assert configured.brief["root_component"] == "catalog"
+    shown = reports.render_status(
+        {
+            "state": "fixing",
+            "paused": False,
+            "cycle": configured.brief,
+            "current_beat": None,
+            "components": {},
+            "anomalies": [],
+            "sources": {},
+            "transitions": [],
+        }
+    )
+    assert f"  suspect in catalog: {configured.release.culprit[:12]} catalog/store.py:" in shown
 
 
 def test_the_ranking_is_a_checkpointed_beat_the_later_beats_follow(configured: Finished) -> None:
