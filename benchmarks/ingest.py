@@ -14,8 +14,8 @@ default, so several polls), then ``close_due_windows``. That is read → parse
 
 Beside them, on the same data in the same run:
 
-- ``read``: reading the file alone, with the same cursor reader and poll size
-  (the I/O floor);
+- ``read``: reading the file alone, with the same cursor reader, poll size
+  and blocks (the I/O floor);
 - ``orjson``: ``orjson.loads`` of every JSON line already in memory (the
   floor of any JSON-lines parser in Python);
 - ``drain3``: drain3's own ``TemplateMiner`` over the syslog messages already
@@ -60,7 +60,7 @@ from sqlmodel import select
 
 from states.settings import Settings
 from states.telemetry.ingest import close_due_windows, poll_sources
-from states.telemetry.tailing import FileCursor, read_new_lines
+from states.telemetry.tailing import FileCursor, NewLines
 from states.telemetry.templates import DEFAULT_MASKS
 from storage.db import open_database
 from storage.tables import CursorRow, TemplateStateRow, WindowRow
@@ -262,15 +262,16 @@ def _stored(session: Any) -> dict[str, Any]:
 
 
 def read_floor(log: Path, max_bytes: int, max_line: int) -> int:
-    """Read the whole file with the ingestion reader, poll by poll; returns the lines."""
+    """Read the whole file with the ingestion reader, poll by poll, block by block; the lines."""
     cursor: FileCursor | None = None
     lines = 0
     while True:
-        result = read_new_lines(log, cursor, max_bytes=max_bytes, max_line=max_line)
-        if not result.lines and not result.too_long:
+        reading = NewLines(log, cursor, max_bytes=max_bytes, max_line=max_line)
+        read = sum(len(block) for block in reading)
+        if not read and not reading.result.too_long:
             return lines
-        lines += len(result.lines)
-        cursor = result.cursor
+        lines += read
+        cursor = reading.result.cursor
 
 
 def orjson_floor(lines: Sequence[bytes]) -> int:

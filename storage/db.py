@@ -185,11 +185,18 @@ def _initialise_or_check_version(db: Database) -> None:
 
 
 def _add_missing_tables(db: Database) -> None:
-    """Create tables added to this schema version since the file was made (never alters one)."""
-    if set(SQLModel.metadata.tables) <= set(inspect(db._writer).get_table_names()):
+    """Create tables and window columns added to this schema version since the file was made.
+
+    Nothing else is altered: a table is created whole, a column is added with
+    the empty value new rows get (``tables.add_missing_window_columns``).
+    """
+    names = set(inspect(db._writer).get_table_names())
+    if set(SQLModel.metadata.tables) <= names and not tables.missing_window_columns(db._writer):
         return
     with db.write() as session:
-        SQLModel.metadata.create_all(session.connection(), checkfirst=True)
+        connection = session.connection()
+        SQLModel.metadata.create_all(connection, checkfirst=True)
+        tables.add_window_columns(connection, tables.missing_window_columns(connection))
 
 
 def open_database(path: Path) -> Database:

@@ -16,13 +16,11 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
-    Table,
     TypeDecorator,
     UniqueConstraint,
-    event,
     inspect,
 )
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlmodel import Field, SQLModel
 
 
@@ -201,7 +199,9 @@ class WindowRow(SQLModel, table=True):
     (a bounded relative-error histogram, see ``states.telemetry.sketches``).
     ``templates`` counts mined messages by ``<source>:<template id>`` (top
     keys, the rest under ``other``); ``new_templates`` lists the templates
-    first seen in this window.
+    first seen in this window. ``operations`` maps the busiest operation
+    names to ``{"count", "errors", "total_ms", "max_ms"}`` (the rest under
+    ``other``, see ``states.telemetry.operations``).
     """
 
     __tablename__ = "metric_window"
@@ -228,6 +228,7 @@ class WindowRow(SQLModel, table=True):
     sketch: dict[str, Any] = Field(default_factory=dict, sa_column=_compact_json_column())
     templates: dict[str, int] = Field(default_factory=dict, sa_column=_json_column())
     new_templates: list[str] = Field(default_factory=list, sa_column=_json_column())
+    operations: dict[str, dict[str, float]] = Field(default_factory=dict, sa_column=_json_column())
 
 
 class TemplateStateRow(SQLModel, table=True):
@@ -240,29 +241,35 @@ class TemplateStateRow(SQLModel, table=True):
     updated_at: datetime = _at()
 
 
-# The window columns that came with latency sketches and templates, as DDL.
-WINDOW_COLUMNS_ADDED = (("sketch", "'{}'"), ("templates", "'{}'"), ("new_templates", "'[]'"))
+# Window columns added since schema version 1 was first released, as DDL, oldest first:
+# the latency sketches and templates, then the per-operation figures.
+WINDOW_COLUMNS_ADDED = (
+    ("sketch", "'{}'"),
+    ("templates", "'{}'"),
+    ("new_templates", "'[]'"),
+    ("operations", "'{}'"),
+)
 
 
-def _add_window_columns(target: Table, connection: Connection, **_: Any) -> None:
-    """Give an older file's ``metric_window`` the columns that came with this table.
-
-    ``storage.db`` creates the tables a file lacks but alters none. This table
-    arrived together with the window columns, so its creation is the moment
-    a file made before them gains them: empty JSON, as new rows get.
-    """
-    found = inspect(connection)
+def missing_window_columns(bind: Connection | Engine) -> list[str]:
+    """The ``WINDOW_COLUMNS_ADDED`` an older file's ``metric_window`` lacks (none if no table)."""
+    found = inspect(bind)
     if not found.has_table(WindowRow.__tablename__):
-        return  # a new file: the window table is created whole
+        return []  # a new file: the window table is created whole
     present = {column["name"] for column in found.get_columns(WindowRow.__tablename__)}
+    return [name for name, _ in WINDOW_COLUMNS_ADDED if name not in present]
+
+
+def add_window_columns(connection: Connection, names: list[str]) -> None:
+    """Add these columns with the value new rows get (empty JSON); nothing else is altered.
+
+    Old windows then read as windows that saw no sketch, template or operation.
+    """
     for name, default in WINDOW_COLUMNS_ADDED:
-        if name not in present:
+        if name in names:
             connection.exec_driver_sql(
                 f"ALTER TABLE {WindowRow.__tablename__} ADD COLUMN {name} JSON NOT NULL DEFAULT {default}"
             )
-
-
-event.listen(TemplateStateRow.__table__, "after_create", _add_window_columns)  # type: ignore[attr-defined]
 
 
 class AnomalyRow(SQLModel, table=True):

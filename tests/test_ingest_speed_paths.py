@@ -3,7 +3,7 @@
 The JSON-lines hot path (``json_ingest``) folds plain lines without building
 records, caches each second's window, and hands anything unusual to the
 general path. These tests feed the same lines, hand-picked and generated, to
-the new fold and to the path it replaced (``ingest._parse`` then
+the new fold and to the path it replaced (``line_folding.parse_lines`` then
 ``windows.fold``), and require the same windows, counts, samples, versions,
 frames and rejections. Then: a poll of a 10 GiB file that grew by 1 MiB reads
 1 MiB, and the benchmark's code paths run on a few lines.
@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from benchmarks import ingest as bench
 from states.settings import Settings
-from states.telemetry import ingest, tailing
+from states.telemetry import ingest, line_folding, tailing
 from states.telemetry.folding import TimeBounds, WindowFolder
 from states.telemetry.formats import FormatSpec, make_parser
 from states.telemetry.json_ingest import JsonFastPath
@@ -49,7 +49,7 @@ def general_path(
 ) -> tuple[dict[Any, PartialWindow], Counter[str], int]:
     """What ingestion did before the fast path: records first, then ``windows.fold``."""
     parser = make_parser(spec)
-    records, rejected = ingest._parse(spec, parser, lines, NOW, BOUNDS.oldest)
+    records, rejected = line_folding.parse_lines(spec, parser, lines, BOUNDS.latest, BOUNDS.oldest)
     return fold(records, window_s), rejected, len(records)
 
 
@@ -57,7 +57,7 @@ def fast_path(
     spec: FormatSpec, lines: list[bytes], window_s: float
 ) -> tuple[dict[Any, PartialWindow], Counter[str], int]:
     folder = WindowFolder(window_s)
-    rejected = ingest._fold_lines(spec, make_parser(spec), lines, folder, BOUNDS, None)
+    rejected = line_folding.fold_lines(spec, make_parser(spec), lines, folder, BOUNDS, None)
     return folder.partials(), rejected, folder.records
 
 
@@ -71,6 +71,7 @@ def comparable(part: PartialWindow) -> dict[str, Any]:
         "samples": samples if sketch is None else sketch,
         "versions": dict(part.versions),
         "frames": part.frames,
+        "operations": part.operations,
     }
 
 
@@ -337,16 +338,15 @@ def _bytes_read_by_this_process() -> int:
 
 @pytest.fixture
 def read_results(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tailing.ReadResult]]:
-    """Every ``ReadResult`` the poll gets from the reader."""
+    """The ``ReadResult`` of every file the poll reads, once read."""
     seen: list[tailing.ReadResult] = []
-    real = ingest.read_new_lines
 
-    def recording(*args: Any, **kwargs: Any) -> tailing.ReadResult:
-        result = real(*args, **kwargs)
-        seen.append(result)
-        return result
+    class Recording(tailing.NewLines):
+        def __iter__(self) -> Iterator[list[bytes]]:
+            yield from super().__iter__()
+            seen.append(self.result)
 
-    monkeypatch.setattr(ingest, "read_new_lines", recording)
+    monkeypatch.setattr(ingest, "NewLines", Recording)
     yield seen
 
 

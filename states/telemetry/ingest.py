@@ -5,10 +5,11 @@ cursor and its source's template miner move together, so a crash can neither
 lose nor double-count lines (nor teach the miner a message twice).
 Malformed lines are counted per source and reason on the cursor and skipped.
 
-Lines are folded into per-window tallies as they are parsed (``folding``);
-plain JSON lines take a path that builds no record at all (``json_ingest``),
-and every other line the general one, with the same outcome. Which messages
-are mined into templates is decided in ``window_templates``; how windows are
+A file's new lines are read a block at a time (``tailing.NewLines``) and
+folded into per-window tallies as they are parsed (``line_folding``); plain
+JSON lines take a path that builds no record at all (``json_ingest``), and
+every other line the general one, with the same outcome. Which messages are
+mined into templates is decided in ``window_templates``; how windows are
 merged, inserted and closed in the database, in ``window_rows``.
 """
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 import functools
 import glob
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,13 +27,11 @@ from states.context import BeatContext, BeatResult
 from states.registry import beat
 from states.settings import Settings, SourceSettings
 from states.telemetry import window_templates
-from states.telemetry.fields import Rejection
 from states.telemetry.folding import TimeBounds, WindowFolder
-from states.telemetry.formats import FormatSpec, LineParser, MultilineParser, make_parser
-from states.telemetry.json_ingest import JsonFastPath
+from states.telemetry.formats import LineParser, make_parser
+from states.telemetry.line_folding import LineFolding
 from states.telemetry.prometheus import metric_sources_due, poll_metric_sources
-from states.telemetry.records import Record
-from states.telemetry.tailing import FileCursor, has_new_bytes, read_new_lines
+from states.telemetry.tailing import FileCursor, NewLines, has_new_bytes
 from states.telemetry.window_rows import close_due_windows, collection_paused, store_poll
 from states.telemetry.window_templates import SourceTemplates
 from storage import repository as repo
@@ -110,82 +108,6 @@ def has_new_telemetry(settings: Settings, db: Database) -> bool:
     return False
 
 
-# Line-per-record formats; the others may carry stack traces on following lines.
-SINGLE_LINE_KINDS = frozenset({"json", "conductor"})
-
-
-def _results(
-    spec: FormatSpec, parser: LineParser, lines: list[bytes]
-) -> Iterator[Record | Rejection]:
-    """Parse results for a poll's lines; multi-line records are joined for text formats."""
-    if spec.kind in SINGLE_LINE_KINDS:
-        for raw in lines:
-            if raw.strip():
-                parsed = parser.parse(raw)
-                if parsed is not None:
-                    yield parsed
-        return
-    joined = MultilineParser(parser)
-    for raw in lines:
-        yield from joined.feed(raw)
-    yield from joined.flush()
-
-
-def _parse(
-    spec: FormatSpec, parser: LineParser, lines: list[bytes], now: datetime, oldest: datetime
-) -> tuple[list[Record], Counter[str]]:
-    records: list[Record] = []
-    rejected: Counter[str] = Counter()
-    latest = now + FUTURE_TOLERANCE
-    for parsed in _results(spec, parser, lines):
-        if isinstance(parsed, Rejection):
-            rejected[parsed.reason] += 1
-        elif parsed.timestamp > latest:
-            rejected["future_timestamp"] += 1
-        elif parsed.timestamp < oldest:
-            rejected["too_old"] += 1
-        else:
-            records.append(parsed)
-    return records, rejected
-
-
-def _fold_lines(
-    spec: FormatSpec,
-    parser: LineParser,
-    lines: list[bytes],
-    folder: WindowFolder,
-    bounds: TimeBounds,
-    mining: SourceTemplates | None,
-) -> Counter[str]:
-    """Parse and fold one poll's lines; returns the rejections by reason."""
-    rejected: Counter[str] = Counter()
-
-    def fold_result(parsed: Record | Rejection) -> None:
-        if isinstance(parsed, Rejection):
-            rejected[parsed.reason] += 1
-        elif parsed.timestamp > bounds.latest:
-            rejected["future_timestamp"] += 1
-        elif parsed.timestamp < bounds.oldest:
-            rejected["too_old"] += 1
-        else:
-            folder.add_record(parsed, None if mining is None else mining.hit(parsed))
-
-    fast = JsonFastPath.for_parser(parser) if spec.kind == "json" else None
-    if fast is None:
-        for parsed in _results(spec, parser, lines):
-            fold_result(parsed)
-        return rejected
-
-    def general(raw: bytes) -> None:
-        if raw.strip():
-            parsed = parser.parse(raw)
-            if parsed is not None:
-                fold_result(parsed)
-
-    fast.fold(lines, folder, bounds, rejected, general, mine_severe=mining is not None)
-    return rejected
-
-
 @dataclass(frozen=True)
 class _FilePoll:
     """One poll of one file of a source: read, fold, store with the cursor, report."""
@@ -202,22 +124,31 @@ class _FilePoll:
         self, settings: Settings, db: Database, cursor: FileCursor | None, report: PollReport
     ) -> None:
         telemetry = settings.telemetry
+        folder = WindowFolder(telemetry.window_s)
+        folding = LineFolding(self.source.format, self.parser, folder, self.bounds, self.mining)
+        reading = NewLines(
+            self.path,
+            cursor,
+            max_bytes=telemetry.max_bytes_per_poll,
+            max_line=telemetry.max_line_bytes,
+        )
+        read = 0
         try:
-            result = read_new_lines(
-                self.path,
-                cursor,
-                max_bytes=telemetry.max_bytes_per_poll,
-                max_line=telemetry.max_line_bytes,
-            )
+            for block in reading:
+                folding.feed(block)
+                read += len(block)
         except OSError as exc:
             report.errors[self.key] = f"cannot read: {exc}"
+            if self.mining is not None and read:  # it learned lines this poll will not store
+                self.mining.restore(
+                    db.query(functools.partial(repo.template_state, source=self.source.name))
+                )
             return
-        folder = WindowFolder(telemetry.window_s)
-        spec = self.source.format
-        rejected = _fold_lines(spec, self.parser, result.lines, folder, self.bounds, self.mining)
+        folding.finish()
+        result, rejected = reading.result, folding.rejected
         if result.too_long:
             rejected["too_long"] += result.too_long
-        lines = len(result.lines) + result.too_long
+        lines = read + result.too_long
         late = db.transact(
             functools.partial(
                 store_poll,

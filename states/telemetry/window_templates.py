@@ -60,6 +60,11 @@ class SourceTemplates:
         miner = TemplateMiner.from_state(state) if state else TemplateMiner()
         return cls(source, kind, miner)
 
+    def restore(self, state: Mapping[str, Any] | None) -> None:
+        """Go back to a stored state (or a new miner): what a poll learned is not kept."""
+        self.miner = TemplateMiner.from_state(state) if state else TemplateMiner()
+        self._known.clear()
+
     def wants(self, record: Record) -> bool:
         """Whether this record's message is mined."""
         if not record.message:
