@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import Text, bindparam, delete, func, insert, type_coerce, update
+from sqlalchemy import bindparam, delete, func, insert, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
@@ -254,19 +253,10 @@ def windows_for_keys(
 
 
 def insert_windows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert new windows (column values by name) in one batched statement.
-
-    The latency samples are encoded with orjson here (the column's own
-    encoder is the standard library's, ten times slower on long lists).
-    """
+    """Insert new windows (column values by name) in one batched statement."""
     if not rows:
         return
-    table = WindowRow.__table__  # type: ignore[attr-defined]
-    stmt = insert(table).values(samples=bindparam("samples_text", type_=Text))
-    encoded = [{**row, "samples_text": orjson.dumps(row["samples"]).decode()} for row in rows]
-    for row in encoded:
-        del row["samples"]
-    session.exec(stmt, params=encoded)
+    session.exec(insert(WindowRow.__table__), params=list(rows))  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,22 +273,17 @@ class OpenWindowLatencies:
 
 
 def open_window_latencies(session: Session) -> list[OpenWindowLatencies]:
-    """Every open window's counts and latencies (samples decoded with orjson)."""
+    """Every open window's counts and latencies."""
     stmt = select_columns(
         col(WindowRow.id),
         col(WindowRow.component),
         col(WindowRow.start),
         col(WindowRow.count),
         col(WindowRow.errors),
-        type_coerce(col(WindowRow.samples), Text),
+        col(WindowRow.samples),
         col(WindowRow.sketch),
     ).where(col(WindowRow.closed).is_(False))
-    return [
-        OpenWindowLatencies(id_, component, start, count, errors, orjson.loads(samples), sketch)
-        for id_, component, start, count, errors, samples, sketch in session.connection().execute(
-            stmt
-        )
-    ]
+    return [OpenWindowLatencies(*row) for row in session.connection().execute(stmt)]
 
 
 def store_closed_windows(session: Session, closed: Sequence[dict[str, Any]]) -> None:

@@ -42,7 +42,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class CompactJSON(TypeDecorator[Any]):
-    """JSON text written and read with orjson: for large, hot columns (latency sketches).
+    """JSON text written and read with orjson: for large, hot columns (a window's latencies,
+    versions, templates and operations).
 
     Same storage as ``JSON`` (text in SQLite); about ten times faster to
     encode and decode than the standard library for lists of numbers.
@@ -222,13 +223,15 @@ class WindowRow(SQLModel, table=True):
     closed: bool = False
     evaluated: bool = False
     anomalous: bool = False
-    samples: list[float] = Field(default_factory=list, sa_column=_json_column())
-    versions: dict[str, int] = Field(default_factory=dict, sa_column=_json_column())
-    frames: list[list[Any]] = Field(default_factory=list, sa_column=_json_column())
+    samples: list[float] = Field(default_factory=list, sa_column=_compact_json_column())
+    versions: dict[str, int] = Field(default_factory=dict, sa_column=_compact_json_column())
+    frames: list[list[Any]] = Field(default_factory=list, sa_column=_compact_json_column())
     sketch: dict[str, Any] = Field(default_factory=dict, sa_column=_compact_json_column())
-    templates: dict[str, int] = Field(default_factory=dict, sa_column=_json_column())
-    new_templates: list[str] = Field(default_factory=list, sa_column=_json_column())
-    operations: dict[str, dict[str, float]] = Field(default_factory=dict, sa_column=_json_column())
+    templates: dict[str, int] = Field(default_factory=dict, sa_column=_compact_json_column())
+    new_templates: list[str] = Field(default_factory=list, sa_column=_compact_json_column())
+    operations: dict[str, dict[str, float]] = Field(
+        default_factory=dict, sa_column=_compact_json_column()
+    )
 
 
 class TemplateStateRow(SQLModel, table=True):

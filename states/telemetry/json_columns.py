@@ -103,7 +103,8 @@ class JsonColumns:
             )
         windows = self._windows(stamps, flags)
         values = self._durations(durations, shape, flags)
-        self._group(shape, cats, windows, values, flags)
+        if not self._group(shape, cats, windows, values, flags):
+            return False
         for i in sorted(flags):
             if flags[i] == GENERAL:
                 general(batch[i])
@@ -141,7 +142,6 @@ class JsonColumns:
             return None
         try:  # KeyError: an object without a key; TypeError: not an object
             cats = list(map(shape.category, docs))
-            hash(tuple(cats))  # TypeError: a list or an object in a category
             stamps = list(map(shape.timestamp, docs))
             durations = None if shape.duration is None else list(map(shape.duration, docs))
         except (KeyError, TypeError):
@@ -237,8 +237,18 @@ class JsonColumns:
         windows: int | list[int],
         values: Iterable[float | None],
         flags: dict[int, str],
-    ) -> None:
-        """Append each line's duration to its category's list in its window; flag refused lines."""
+    ) -> bool:
+        """Append each line's duration to its category's list in its window; flag refused lines.
+
+        False, having changed nothing, when a category holds a list or an object
+        (which cannot be a dictionary key): the batch goes line by line.
+        """
+        if type(windows) is int and not flags:
+            return self._append_or_undo(shape, windows, cats, values, flags)
+        try:
+            hash(tuple(cats))
+        except TypeError:
+            return False
         if flags:
             self._settle_rejections(shape, cats, flags)
             cats = list(cats)
@@ -246,7 +256,7 @@ class JsonColumns:
                 cats[i] = _FLAGGED
         if type(windows) is int:
             self._append(shape, windows, cats, values, flags)
-            return
+            return True
         durations = [None] * len(cats) if values is _UNTIMED else list(values)
         by_window: dict[int, list[int]] = {}
         for i, window in enumerate(cast(list[int], windows)):
@@ -255,6 +265,36 @@ class JsonColumns:
             picked_cats = [cats[i] for i in rows]
             picked = [durations[i] for i in rows]
             self._append(shape, window, picked_cats, picked, flags, rows)
+        return True
+
+    def _append_or_undo(
+        self,
+        shape: Shape,
+        window: int,
+        cats: list[Category],
+        values: Iterable[float | None],
+        flags: dict[int, str],
+    ) -> bool:
+        """``_append``, or nothing at all when a category cannot be hashed (then False).
+
+        Hashing every category beforehand would cost as much as the appending;
+        an unhashable one is rare, so the appends before it are taken back.
+        """
+        lists = shape.by_window[window]
+        known = len(lists)
+        try:
+            self._append(shape, window, cats, values, flags)
+        except TypeError:
+            for cat in cats:
+                try:
+                    hash(cat)
+                except TypeError:
+                    break
+                lists[cat].pop()
+            for cat in list(lists)[known:]:
+                del lists[cat]
+            return False
+        return True
 
     def _append(
         self,
