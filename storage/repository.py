@@ -220,6 +220,20 @@ def cursors(session: Session) -> dict[str, CursorRow]:
     return {row.key: row for row in session.exec(select(CursorRow))}
 
 
+def note_source_failure(
+    session: Session, *, key: str, source: str, path: str, reason: str, now: datetime
+) -> None:
+    """Count a failed read of a source on its cursor row (created if need be), so that
+    ``selfheal status`` shows it; the row's position and time stay as they were."""
+    cursor = session.get(CursorRow, key) or CursorRow(
+        key=key, source=source, path=path, updated_at=now
+    )
+    counts = dict(cursor.rejected)
+    counts[reason] = counts.get(reason, 0) + 1
+    cursor.rejected = counts
+    session.add(cursor)
+
+
 def template_state(session: Session, source: str) -> dict[str, Any] | None:
     """The stored template-miner state of one source, if it has mined anything."""
     row = session.get(TemplateStateRow, source)

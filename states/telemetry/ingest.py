@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from states.context import BeatContext, BeatResult
 from states.registry import beat
@@ -46,6 +46,7 @@ __all__ = [  # close_due_windows and store_poll live in window_rows; callers imp
     "close_due_windows",
     "close_windows",
     "has_new_telemetry",
+    "note_sources_without_files",
     "poll_sources",
     "read_sources",
     "source_files",
@@ -106,6 +107,46 @@ def has_new_telemetry(settings: Settings, db: Database) -> bool:
             if has_new_bytes(path, _cursor_of(row, path)):
                 return True
     return False
+
+
+def note_sources_without_files(settings: Settings, db: Database, now: datetime) -> list[str]:
+    """Put on record each source that matches no file and is not yet there; their names.
+
+    An idle agent polls only when a file changed, so a source whose paths
+    match nothing (a typo, a service that never started) would otherwise
+    never be polled, and its error never shown by ``selfheal status``.
+    """
+    noted: list[str] = []
+    cursors = db.query(repo.cursors)
+    for source in settings.telemetry.sources:
+        if _no_file_key(source) not in cursors and not source_files(source):
+            _note_no_file(db, source, now, PollReport())
+            noted.append(source.name)
+    return noted
+
+
+NO_FILE: Final = "no_file"
+
+
+def _no_file_key(source: SourceSettings) -> str:
+    """The cursor row that counts the polls in which a source matched no file."""
+    return f"{source.name}:{', '.join(source.paths)}"
+
+
+def _note_no_file(db: Database, source: SourceSettings, now: datetime, report: PollReport) -> None:
+    """A source whose paths match no file: in the report and counted on its own cursor row."""
+    patterns = ", ".join(source.paths)
+    report.errors[source.name] = f"no file matches {patterns}"
+    db.transact(
+        functools.partial(
+            repo.note_source_failure,
+            key=_no_file_key(source),
+            source=source.name,
+            path=patterns,
+            reason=NO_FILE,
+            now=now,
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -184,7 +225,7 @@ def poll_sources(settings: Settings, db: Database, now: datetime) -> PollReport:
         mining: SourceTemplates | None = None
         files = source_files(source)
         if not files:
-            report.errors[source.name] = f"no file matches {', '.join(source.paths)}"
+            _note_no_file(db, source, now, report)
         for path in files:
             key = f"{source.name}:{path}"
             cursor = _cursor_of(cursors.get(key), path)
