@@ -7,6 +7,7 @@ small and warm. Which parser does the work depends on the format:
 
 - plain JSON lines take ``json_ingest``'s fast path (batches folded by
   columns, other lines one by one, anything unusual through the parser);
+- syslog lines that each start with a priority take ``syslog_ingest``'s;
 - every other format goes through its parser (joining stack-trace lines
   onto the record they follow for the text formats) and
   ``WindowFolder.add_record``, mining the messages that ``window_templates``
@@ -28,6 +29,8 @@ from states.telemetry.folding import TimeBounds, WindowFolder
 from states.telemetry.formats import FormatSpec, LineParser, MultilineParser
 from states.telemetry.json_ingest import JsonFastPath, JsonPoll
 from states.telemetry.records import Record
+from states.telemetry.syslog import SyslogParser
+from states.telemetry.syslog_ingest import SyslogPoll
 from states.telemetry.window_templates import SourceTemplates
 
 # Line-per-record formats; the others may carry stack traces on following lines.
@@ -54,11 +57,16 @@ class LineFolding:
             self._json = fast.start(
                 folder, bounds, self.rejected, self._general, mine_severe=mining is not None
             )
+        self._syslog: SyslogPoll | None = None
+        if isinstance(parser, SyslogParser) and self._joined is not None:
+            self._syslog = SyslogPoll(parser, self._joined, folder, bounds, mining, self._fold)
 
     def feed(self, lines: Sequence[bytes]) -> None:
         """Parse and fold one block of lines (a record may wait for the next block)."""
         if self._json is not None:
             self._json.feed(lines)
+        elif self._syslog is not None:
+            self._syslog.feed(lines)
         elif self._joined is not None:
             joined = self._joined
             for raw in lines:

@@ -75,7 +75,11 @@ class SourceTemplates:
         """The template of the record's message, if it is mined."""
         if not self.wants(record):
             return None
-        template_id, is_new = self.miner.assign(record.message)
+        return self.hit_message(record.message)
+
+    def hit_message(self, message: str) -> TemplateHit:
+        """The template of a message this source mines (see ``wants``)."""
+        template_id, is_new = self.miner.assign(message)
         if is_new:
             return TemplateHit(f"{self.source}:{template_id}", True)
         known = self._known.get(template_id)
