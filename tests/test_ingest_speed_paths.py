@@ -360,8 +360,10 @@ def test_the_ingest_benchmark_accounts_for_every_line_and_writes_json(tmp_path: 
     assert rows["syslog: end to end"]["stored"]["template_keys_in_windows"] > 0
     assert "json: orjson.loads alone" in rows
     assert "syslog: drain3 alone, default config" in rows
+    assert "json: end to end, operation figures off" in rows
     assert set(results["cpu_ratios"]) == {
         "json_end_to_end_over_orjson",
+        "json_end_to_end_over_operation_figures_off",
         "syslog_end_to_end_over_drain3_default",
         "syslog_end_to_end_over_drain3_masked",
     }
