@@ -27,7 +27,7 @@ from states.deploy.local_fleet import LocalFleet
 from states.machine import IllegalTransition
 from states.progression import Runtime, Step, advance
 from states.settings import Settings
-from states.telemetry.ingest import has_new_telemetry
+from states.telemetry.ingest import has_new_telemetry, note_sources_without_files
 from storage import repository as repo
 from storage import retention
 from storage.db import Database, open_database
@@ -155,6 +155,7 @@ def tick(rt: Runtime) -> TickReport:
         report.commands += apply_commands(rt)
         step = advance(rt)
         if step.kind == "idle":
+            note_sources_without_files(rt.settings, rt.db, rt.clock.now())
             if report.polled or not has_new_telemetry(rt.settings, rt.db):
                 report.steps.append(step)
                 break

@@ -63,6 +63,7 @@ from states.progression import Runtime
 from states.settings import Settings
 from states.telemetry import ingest
 from states.telemetry.formats import make_parser
+from states.telemetry.line_folding import parse_lines
 from states.telemetry.tailing import read_new_lines
 from states.telemetry.windows import fold
 from storage.tables import BeatRunRow, CursorRow, TransitionRow, WindowRow
@@ -399,7 +400,8 @@ def _stages_once(lines: int) -> dict[str, float]:
             )
             marks.append(time.perf_counter())
             oldest = now - timedelta(seconds=settings.telemetry.retention_s)
-            records, rejected = ingest._parse(spec, parser, result.lines, now, oldest)
+            latest = now + ingest.FUTURE_TOLERANCE
+            records, rejected = parse_lines(spec, parser, result.lines, latest, oldest)
             marks.append(time.perf_counter())
             partials = fold(records, window_s)
             marks.append(time.perf_counter())

@@ -12,15 +12,22 @@ default, so several polls), then ``close_due_windows``. That is read → parse
 - ``syslog``: RFC 3164 lines with an ISO timestamp and free-text messages,
   every one mined into a template (unstructured with templates).
 
+For ``json`` the end-to-end run is repeated with the per-operation figures
+switched off where the folder computes them (``folding.figures_of`` returns
+none, so none are merged or stored either; the finer tallies they are drawn
+from stay): the difference is what the figures cost.
+
 Beside them, on the same data in the same run:
 
-- ``read``: reading the file alone, with the same cursor reader and poll size
-  (the I/O floor);
+- ``read``: reading the file alone, with the same cursor reader, poll size
+  and blocks (the I/O floor);
 - ``orjson``: ``orjson.loads`` of every JSON line already in memory (the
   floor of any JSON-lines parser in Python);
 - ``drain3``: drain3's own ``TemplateMiner`` over the syslog messages already
-  in memory, once with its default configuration (no masking) and once with
-  the same nine mask patterns selfheal applies.
+  in memory (the text after ``app[pid]: ``), once with its default
+  configuration (no masking at all) and once with the same nine mask patterns
+  selfheal applies (drain3's ``MaskingInstruction``s, every pattern on every
+  message). The end-to-end syslog run is compared with both.
 
 Every figure is the median of several repeats (fresh data directory each
 time). The machine is shared and noisy, so CPU time (``process_time``) is
@@ -49,6 +56,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,8 +67,9 @@ from drain3.template_miner_config import TemplateMinerConfig
 from sqlmodel import select
 
 from states.settings import Settings
+from states.telemetry import folding
 from states.telemetry.ingest import close_due_windows, poll_sources
-from states.telemetry.tailing import FileCursor, read_new_lines
+from states.telemetry.tailing import FileCursor, NewLines
 from states.telemetry.templates import DEFAULT_MASKS
 from storage.db import open_database
 from storage.tables import CursorRow, TemplateStateRow, WindowRow
@@ -261,16 +270,28 @@ def _stored(session: Any) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def operation_figures_off() -> Iterator[None]:
+    """Ingestion without per-operation figures: the folder computes none for any window."""
+    real = folding.figures_of
+    folding.figures_of = lambda tallies: {}
+    try:
+        yield
+    finally:
+        folding.figures_of = real
+
+
 def read_floor(log: Path, max_bytes: int, max_line: int) -> int:
-    """Read the whole file with the ingestion reader, poll by poll; returns the lines."""
+    """Read the whole file with the ingestion reader, poll by poll, block by block; the lines."""
     cursor: FileCursor | None = None
     lines = 0
     while True:
-        result = read_new_lines(log, cursor, max_bytes=max_bytes, max_line=max_line)
-        if not result.lines and not result.too_long:
+        reading = NewLines(log, cursor, max_bytes=max_bytes, max_line=max_line)
+        read = sum(len(block) for block in reading)
+        if not read and not reading.result.too_long:
             return lines
-        lines += len(result.lines)
-        cursor = result.cursor
+        lines += read
+        cursor = reading.result.cursor
 
 
 def orjson_floor(lines: Sequence[bytes]) -> int:
@@ -342,6 +363,13 @@ def measure_format(kind: str, n: int, repeats: int, workdir: Path) -> list[dict[
         wall, cpu, counts = end_to_end(kind, log, now)
         runs.append((wall, cpu))
     rows.append(_median_row(f"{kind}: end to end", n, runs, bytes=size, stored=counts))
+    if kind == "json":
+        off: list[tuple[float, float]] = []
+        with operation_figures_off():
+            for _ in range(repeats):
+                wall, cpu, _ = end_to_end(kind, log, now)
+                off.append((wall, cpu))
+        rows.append(_median_row("json: end to end, operation figures off", n, off))
     read_runs = [
         timed(lambda: read_floor(log, defaults.max_bytes_per_poll, defaults.max_line_bytes))[:2]
         for _ in range(repeats)
@@ -381,6 +409,10 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
     found: dict[str, float] = {}
     pairs = {
         "json_end_to_end_over_orjson": ("json: end to end", "json: orjson.loads alone"),
+        "json_end_to_end_over_operation_figures_off": (
+            "json: end to end",
+            "json: end to end, operation figures off",
+        ),
         "syslog_end_to_end_over_drain3_default": (
             "syslog: end to end",
             "syslog: drain3 alone, default config",

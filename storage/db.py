@@ -195,17 +195,16 @@ def _initialise_or_check_version(db: Database) -> None:
 def _add_missing_tables(db: Database) -> None:
     """Create tables and window columns added to this schema version since the file was made.
 
-    Nothing else is ever altered: the additions are new tables and JSON columns
-    with an empty default, which an earlier release never reads.
+    Nothing else is altered: a table is created whole, a column is added with
+    the empty value new rows get (``tables.add_missing_window_columns``).
     """
-    if set(SQLModel.metadata.tables) > set(inspect(db._writer).get_table_names()):
-        with db.write() as session:
-            SQLModel.metadata.create_all(session.connection(), checkfirst=True)
-    window = tables.WindowRow.__tablename__
-    present = {c["name"] for c in inspect(db._writer).get_columns(window)}
-    if {name for name, _ in tables.WINDOW_COLUMNS_ADDED} - present:
-        with db.write() as session:
-            tables.add_window_columns(session.connection())
+    names = set(inspect(db._writer).get_table_names())
+    if set(SQLModel.metadata.tables) <= names and not tables.missing_window_columns(db._writer):
+        return
+    with db.write() as session:
+        connection = session.connection()
+        SQLModel.metadata.create_all(connection, checkfirst=True)
+        tables.add_window_columns(connection, tables.missing_window_columns(connection))
 
 
 def open_database(path: Path) -> Database:

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import Text, bindparam, delete, func, insert, type_coerce, update
+from sqlalchemy import bindparam, delete, func, insert, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
@@ -221,6 +220,20 @@ def cursors(session: Session) -> dict[str, CursorRow]:
     return {row.key: row for row in session.exec(select(CursorRow))}
 
 
+def note_source_failure(
+    session: Session, *, key: str, source: str, path: str, reason: str, now: datetime
+) -> None:
+    """Count a failed read of a source on its cursor row (created if need be), so that
+    ``selfheal status`` shows it; the row's position and time stay as they were."""
+    cursor = session.get(CursorRow, key) or CursorRow(
+        key=key, source=source, path=path, updated_at=now
+    )
+    counts = dict(cursor.rejected)
+    counts[reason] = counts.get(reason, 0) + 1
+    cursor.rejected = counts
+    session.add(cursor)
+
+
 def template_state(session: Session, source: str) -> dict[str, Any] | None:
     """The stored template-miner state of one source, if it has mined anything."""
     row = session.get(TemplateStateRow, source)
@@ -254,19 +267,10 @@ def windows_for_keys(
 
 
 def insert_windows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert new windows (column values by name) in one batched statement.
-
-    The latency samples are encoded with orjson here (the column's own
-    encoder is the standard library's, ten times slower on long lists).
-    """
+    """Insert new windows (column values by name) in one batched statement."""
     if not rows:
         return
-    table = WindowRow.__table__  # type: ignore[attr-defined]
-    stmt = insert(table).values(samples=bindparam("samples_text", type_=Text))
-    encoded = [{**row, "samples_text": orjson.dumps(row["samples"]).decode()} for row in rows]
-    for row in encoded:
-        del row["samples"]
-    session.exec(stmt, params=encoded)
+    session.exec(insert(WindowRow.__table__), params=list(rows))  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,22 +287,17 @@ class OpenWindowLatencies:
 
 
 def open_window_latencies(session: Session) -> list[OpenWindowLatencies]:
-    """Every open window's counts and latencies (samples decoded with orjson)."""
+    """Every open window's counts and latencies."""
     stmt = select_columns(
         col(WindowRow.id),
         col(WindowRow.component),
         col(WindowRow.start),
         col(WindowRow.count),
         col(WindowRow.errors),
-        type_coerce(col(WindowRow.samples), Text),
+        col(WindowRow.samples),
         col(WindowRow.sketch),
     ).where(col(WindowRow.closed).is_(False))
-    return [
-        OpenWindowLatencies(id_, component, start, count, errors, orjson.loads(samples), sketch)
-        for id_, component, start, count, errors, samples, sketch in session.connection().execute(
-            stmt
-        )
-    ]
+    return [OpenWindowLatencies(*row) for row in session.connection().execute(stmt)]
 
 
 def store_closed_windows(session: Session, closed: Sequence[dict[str, Any]]) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     inspect,
 )
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlmodel import Field, SQLModel
 
 
@@ -42,7 +42,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class CompactJSON(TypeDecorator[Any]):
-    """JSON text written and read with orjson: for large, hot columns (latency sketches).
+    """JSON text written and read with orjson: for large, hot columns (a window's latencies,
+    versions, templates and operations).
 
     Same storage as ``JSON`` (text in SQLite); about ten times faster to
     encode and decode than the standard library for lists of numbers.
@@ -201,6 +202,9 @@ class WindowRow(SQLModel, table=True):
     keys, the rest under ``other``); ``new_templates`` lists the templates
     first seen in this window. ``gauges`` holds the last value in the window of
     each gauge the component watches (``[[components.<name>.gauges]]``), by name.
+    ``operations`` maps the busiest operation names to ``{"count", "errors",
+    "total_ms", "max_ms"}`` (the rest under ``other``, see
+    ``states.telemetry.operations``).
     """
 
     __tablename__ = "metric_window"
@@ -221,13 +225,16 @@ class WindowRow(SQLModel, table=True):
     closed: bool = False
     evaluated: bool = False
     anomalous: bool = False
-    samples: list[float] = Field(default_factory=list, sa_column=_json_column())
-    versions: dict[str, int] = Field(default_factory=dict, sa_column=_json_column())
-    frames: list[list[Any]] = Field(default_factory=list, sa_column=_json_column())
+    samples: list[float] = Field(default_factory=list, sa_column=_compact_json_column())
+    versions: dict[str, int] = Field(default_factory=dict, sa_column=_compact_json_column())
+    frames: list[list[Any]] = Field(default_factory=list, sa_column=_compact_json_column())
     sketch: dict[str, Any] = Field(default_factory=dict, sa_column=_compact_json_column())
-    templates: dict[str, int] = Field(default_factory=dict, sa_column=_json_column())
-    new_templates: list[str] = Field(default_factory=list, sa_column=_json_column())
-    gauges: dict[str, float] = Field(default_factory=dict, sa_column=_json_column())
+    templates: dict[str, int] = Field(default_factory=dict, sa_column=_compact_json_column())
+    new_templates: list[str] = Field(default_factory=list, sa_column=_compact_json_column())
+    gauges: dict[str, float] = Field(default_factory=dict, sa_column=_compact_json_column())
+    operations: dict[str, dict[str, float]] = Field(
+        default_factory=dict, sa_column=_compact_json_column()
+    )
 
 
 class TemplateStateRow(SQLModel, table=True):
@@ -240,34 +247,36 @@ class TemplateStateRow(SQLModel, table=True):
     updated_at: datetime = _at()
 
 
-# Window columns added after the first release, as DDL defaults (empty JSON, as new rows get).
+# Window columns added since schema version 1 was first released, as DDL, oldest first:
+# the latency sketches and templates, the watched gauges, then the per-operation figures.
 WINDOW_COLUMNS_ADDED = (
     ("sketch", "'{}'"),
     ("templates", "'{}'"),
     ("new_templates", "'[]'"),
     ("gauges", "'{}'"),
+    ("operations", "'{}'"),
 )
 
 
-def add_window_columns(connection: Connection) -> list[str]:
-    """Give an older file's ``metric_window`` the columns it lacks; returns the names added.
-
-    ``storage.db`` calls this on every open, after creating missing tables: a
-    column read is one ``PRAGMA table_info``, and a file made by any earlier
-    release of this schema version gains exactly what it misses.
-    """
-    found = inspect(connection)
+def missing_window_columns(bind: Connection | Engine) -> list[str]:
+    """The ``WINDOW_COLUMNS_ADDED`` an older file's ``metric_window`` lacks (none if no table)."""
+    found = inspect(bind)
     if not found.has_table(WindowRow.__tablename__):
-        return []
+        return []  # a new file: the window table is created whole
     present = {column["name"] for column in found.get_columns(WindowRow.__tablename__)}
-    added = []
+    return [name for name, _ in WINDOW_COLUMNS_ADDED if name not in present]
+
+
+def add_window_columns(connection: Connection, names: list[str]) -> None:
+    """Add these columns with the value new rows get (empty JSON); nothing else is altered.
+
+    Old windows then read as windows that saw no sketch, template or operation.
+    """
     for name, default in WINDOW_COLUMNS_ADDED:
-        if name not in present:
+        if name in names:
             connection.exec_driver_sql(
                 f"ALTER TABLE {WindowRow.__tablename__} ADD COLUMN {name} JSON NOT NULL DEFAULT {default}"
             )
-            added.append(name)
-    return added
 
 
 class AnomalyRow(SQLModel, table=True):

@@ -18,11 +18,16 @@ from typing import Any
 import pytest
 
 from states.settings import Settings
-from states.telemetry.ingest import PollReport, has_new_telemetry, poll_sources
+from states.telemetry.ingest import (
+    PollReport,
+    has_new_telemetry,
+    note_sources_without_files,
+    poll_sources,
+)
 from storage import repository as repo
 from storage.db import Database, open_database
 from storage.tables import CursorRow
-from tests.operator_support import append, log_line
+from tests.operator_support import append, log_line, ok_json, run_cli, write_config
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 T0 = NOW - timedelta(minutes=10)
@@ -292,3 +297,43 @@ class TestIdleCheck:
         assert has_new_telemetry(feed.settings, feed.db) is False
         append(feed.log, good(0))
         assert has_new_telemetry(feed.settings, feed.db) is True
+
+
+# --- a source that matches no file ------------------------------------------------------------
+
+
+class TestNoFileMatches:
+    def test_status_shows_a_source_whose_paths_match_no_file(self, tmp_path: Path) -> None:
+        config = write_config(tmp_path)  # its source reads logs/*.log: there is no logs folder
+
+        for _ in range(2):  # noted once: an idle agent does not poll for it
+            ok_json(run_cli(config, "tick", "--json"))
+        status = ok_json(run_cli(config, "status", "--json"))
+        text = run_cli(config, "status")
+
+        [(key, source)] = status["sources"].items()
+        assert key == f"app:{tmp_path / 'logs' / '*.log'}"
+        assert (source["lines"], source["rejected"]) == (0, {"no_file": 1})
+        assert f"source {key}: 0 lines, rejected: no_file=1" in text.stdout
+
+    def test_the_count_grows_with_each_poll_that_finds_no_file(self, feed: Feed) -> None:
+        append(feed.log, good(0))
+        feed.poll()
+        missing = Settings.model_validate(
+            {
+                **feed.settings.model_dump(),
+                "telemetry": {
+                    "sources": [
+                        *feed.settings.model_dump()["telemetry"]["sources"],
+                        {"name": "gone", "paths": [str(feed.log.parent / "gone-*.log")]},
+                    ]
+                },
+            }
+        )
+        assert note_sources_without_files(missing, feed.db, NOW) == ["gone"]
+        assert note_sources_without_files(missing, feed.db, NOW) == []  # once on record
+        for _ in range(2):
+            report = poll_sources(missing, feed.db, NOW)
+            assert report.errors == {"gone": f"no file matches {feed.log.parent / 'gone-*.log'}"}
+        row = feed.db.query(repo.cursors)[f"gone:{feed.log.parent / 'gone-*.log'}"]
+        assert (row.source, row.rejected, row.offset) == ("gone", {"no_file": 3}, 0)

@@ -3,7 +3,7 @@
 The JSON-lines hot path (``json_ingest``) folds plain lines without building
 records, caches each second's window, and hands anything unusual to the
 general path. These tests feed the same lines, hand-picked and generated, to
-the new fold and to the path it replaced (``ingest._parse`` then
+the new fold and to the path it replaced (``line_folding.parse_lines`` then
 ``windows.fold``), and require the same windows, counts, samples, versions,
 frames and rejections. Then: a poll of a 10 GiB file that grew by 1 MiB reads
 1 MiB, and the benchmark's code paths run on a few lines.
@@ -12,7 +12,6 @@ frames and rejections. Then: a poll of a 10 GiB file that grew by 1 MiB reads
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,89 +24,23 @@ from hypothesis import strategies as st
 from benchmarks import ingest as bench
 from states.settings import Settings
 from states.telemetry import ingest, tailing
-from states.telemetry.folding import TimeBounds, WindowFolder
 from states.telemetry.formats import FormatSpec, make_parser
 from states.telemetry.json_ingest import JsonFastPath
 from states.telemetry.records import Record
-from states.telemetry.sketches import sketch_of
-from states.telemetry.windows import PartialWindow, fold
 from storage import repository as repo
 from storage.db import open_database
 from storage.tables import CursorRow
+from tests.support.json_paths import (
+    BOUNDS,
+    DROP,
+    NOW,
+    RETENTION,
+    assert_same,
+    fast_path,
+    line,
+)
 
-NOW = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
-RETENTION = timedelta(minutes=10)
-BOUNDS = TimeBounds(oldest=NOW - RETENTION, latest=NOW + ingest.FUTURE_TOLERANCE)
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-# --- the two paths ---------------------------------------------------------------------------
-
-
-def general_path(
-    spec: FormatSpec, lines: list[bytes], window_s: float
-) -> tuple[dict[Any, PartialWindow], Counter[str], int]:
-    """What ingestion did before the fast path: records first, then ``windows.fold``."""
-    parser = make_parser(spec)
-    records, rejected = ingest._parse(spec, parser, lines, NOW, BOUNDS.oldest)
-    return fold(records, window_s), rejected, len(records)
-
-
-def fast_path(
-    spec: FormatSpec, lines: list[bytes], window_s: float
-) -> tuple[dict[Any, PartialWindow], Counter[str], int]:
-    folder = WindowFolder(window_s)
-    rejected = ingest._fold_lines(spec, make_parser(spec), lines, folder, BOUNDS, None)
-    return folder.partials(), rejected, folder.records
-
-
-def comparable(part: PartialWindow) -> dict[str, Any]:
-    """A window's content; samples as a multiset, sketched as the fold would sketch them."""
-    samples = sorted(part.samples)
-    sketch = part.sketch.to_state() if part.sketch is not None else None
-    return {
-        "count": part.count,
-        "errors": part.errors,
-        "samples": samples if sketch is None else sketch,
-        "versions": dict(part.versions),
-        "frames": part.frames,
-    }
-
-
-def reference(part: PartialWindow, threshold: int = 1024) -> dict[str, Any]:
-    found = comparable(part)
-    if len(part.samples) > threshold:
-        found["samples"] = sketch_of(part.samples).to_state()
-    return found
-
-
-def assert_same(spec: FormatSpec, lines: list[bytes], window_s: float = 60.0) -> None:
-    slow_parts, slow_rejected, slow_records = general_path(spec, lines, window_s)
-    fast_parts, fast_rejected, fast_records = fast_path(spec, lines, window_s)
-    assert fast_rejected == slow_rejected
-    assert fast_records == slow_records
-    assert {k: comparable(p) for k, p in fast_parts.items()} == {
-        k: reference(p) for k, p in slow_parts.items()
-    }
-
-
-def line(**fields: Any) -> bytes:
-    record: dict[str, Any] = {
-        "ts": (NOW - timedelta(seconds=30)).isoformat(),
-        "component": "catalog",
-        "operation": "GET /x",
-        "duration_ms": 12.5,
-        "status": 200,
-        "level": "info",
-        "message": "served",
-        "version": "abc1234",
-        "instance": "web-1",
-    }
-    record.update(fields)
-    return json.dumps({k: v for k, v in record.items() if v is not _DROP}).encode()
-
-
-_DROP = object()
 
 
 # --- hand-picked lines -----------------------------------------------------------------------
@@ -144,7 +77,7 @@ ODD_VALUES: list[dict[str, Any]] = [
     {"ts": 1772366370750},
     {"ts": True},
     {"ts": None, "timestamp": "2026-03-01T11:59:31Z"},
-    {"ts": _DROP, "time": "2026-03-01T11:59:32.1Z"},
+    {"ts": DROP, "time": "2026-03-01T11:59:32.1Z"},
     {"ts": "yesterday"},
     {"ts": (NOW + ingest.FUTURE_TOLERANCE).isoformat()},
     {"ts": (NOW + ingest.FUTURE_TOLERANCE + timedelta(microseconds=1)).isoformat()},
@@ -229,7 +162,7 @@ def test_other_configurations_fold_as_the_general_path(spec: FormatSpec) -> None
     lines = [line(ts=moment.isoformat()) for moment in naive]
     lines += [line(ts=moment.strftime("%Y-%m-%d %H:%M:%S")) for moment in naive[:10]]
     lines += [line(**values) for values in ODD_VALUES]
-    lines += [line(when="2026-03-01T11:59:00Z", ts=_DROP), line(d="x", duration_ms=2)]
+    lines += [line(when="2026-03-01T11:59:00Z", ts=DROP), line(d="x", duration_ms=2)]
     lines += [line(message="m" * 300)]
     assert_same(spec, lines)
 
@@ -337,16 +270,15 @@ def _bytes_read_by_this_process() -> int:
 
 @pytest.fixture
 def read_results(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tailing.ReadResult]]:
-    """Every ``ReadResult`` the poll gets from the reader."""
+    """The ``ReadResult`` of every file the poll reads, once read."""
     seen: list[tailing.ReadResult] = []
-    real = ingest.read_new_lines
 
-    def recording(*args: Any, **kwargs: Any) -> tailing.ReadResult:
-        result = real(*args, **kwargs)
-        seen.append(result)
-        return result
+    class Recording(tailing.NewLines):
+        def __iter__(self) -> Iterator[list[bytes]]:
+            yield from super().__iter__()
+            seen.append(self.result)
 
-    monkeypatch.setattr(ingest, "read_new_lines", recording)
+    monkeypatch.setattr(ingest, "NewLines", Recording)
     yield seen
 
 
@@ -428,8 +360,10 @@ def test_the_ingest_benchmark_accounts_for_every_line_and_writes_json(tmp_path: 
     assert rows["syslog: end to end"]["stored"]["template_keys_in_windows"] > 0
     assert "json: orjson.loads alone" in rows
     assert "syslog: drain3 alone, default config" in rows
+    assert "json: end to end, operation figures off" in rows
     assert set(results["cpu_ratios"]) == {
         "json_end_to_end_over_orjson",
+        "json_end_to_end_over_operation_figures_off",
         "syslog_end_to_end_over_drain3_default",
         "syslog_end_to_end_over_drain3_masked",
     }

@@ -325,8 +325,9 @@ def test_a_pending_window_stored_before_gauges_reads_back() -> None:
 def test_a_data_directory_from_before_gauges_gains_the_column_when_opened(tmp_path: Path) -> None:
     path = tmp_path / "selfheal.db"
     open_database(path).dispose()
-    with sqlite3.connect(path) as conn:  # as the release before gauges wrote it
+    with sqlite3.connect(path) as conn:  # as the release before gauges (and operations) wrote it
         conn.execute("ALTER TABLE metric_window DROP COLUMN gauges")
+        conn.execute("ALTER TABLE metric_window DROP COLUMN operations")
         conn.execute(
             "INSERT INTO metric_window (component, instance, start, end, count, errors, error_rate,"
             " closed, evaluated, anomalous, samples, versions, frames, sketch, templates,"
@@ -338,7 +339,7 @@ def test_a_data_directory_from_before_gauges_gains_the_column_when_opened(tmp_pa
     db = open_database(path)
 
     [window] = db.query(lambda s: repo.component_windows(s, "catalog"))
-    assert (window.count, window.gauges) == (3, {})
+    assert (window.count, window.gauges, window.operations) == (3, {}, {})
     db.dispose()
 
 

@@ -240,6 +240,37 @@ def test_skipping_rules_that_cannot_match_masks_exactly_as_every_rule_would(mess
     assert mask_message(message, MASKS) == plain_mask(message)
 
 
+def digit_shape(text: str) -> str:
+    return text.translate(str.maketrans("23456789", "11111111"))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(message=_LOGGY)
+def test_masking_treats_the_digits_1_to_9_alike(message: str) -> None:
+    # what lets the miner remember a masked text for every message of the same digit shape
+    assert all(rule.digit_blind for rule in DEFAULT_MASKS)
+    assert digit_shape(mask_message(message, MASKS)) == mask_message(digit_shape(message), MASKS)
+
+
+def test_messages_of_one_digit_shape_share_a_mask_only_when_no_digit_survives() -> None:
+    messages = [
+        "build v2 took 15 ms",
+        "build v3 took 27 ms",  # same shape; v2 and v3 survive masking
+        "Worker 3 started",
+        "Worker 7 started",
+        "item 0x1F of 90 ok",
+        "item 5x1F of 90 ok",  # 0x is a hex prefix, 5x is not
+        "item 0x1F of 10 ok",
+    ]
+    miner = TemplateMiner()
+    drain = new_drain(MiningSettings())
+    for message in messages:
+        template_id, is_new = miner.assign(message)
+        cluster, change = drain.add_log_message(plain_mask(message))
+        assert (template_id, is_new) == (cluster.cluster_id, change == "cluster_created"), message
+    assert miner.templates() == {int(c.cluster_id): c.get_template() for c in drain.clusters}
+
+
 def generated_messages(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     variables = {

@@ -29,11 +29,11 @@ from typing import Final
 
 from states.detect.judgement import Finding
 from states.detect.policies import LogDetection
+from states.telemetry.records import ERROR_LEVELS
 
 NEW_ERROR: Final = "new_error_template"
 SPIKE: Final = "log_spike"
 METRIC_PREFIX: Final = "template:"
-ERROR_LEVELS: Final = frozenset({"error", "critical", "fatal"})
 # "info" is what every format records when a line names no level, so it decides nothing.
 UNDECIDED_LEVELS: Final = frozenset({"", "info"})
 ERROR_WORDS: Final = re.compile(

@@ -1,18 +1,19 @@
 """Folding one poll's records straight into per-window tallies, without keeping the records.
 
 ``windows.fold`` groups a list of records; ingestion instead feeds each
-accepted record (or, on the JSON hot path, the handful of values a window
-needs) into a ``WindowFolder`` as it is parsed. The folder keeps one small
-tally per (component, instance, window, version): a count, an error count and
-the durations (``Tally``). Counting versions through the key and deriving the
-all-instance window from its instances at the end means one dictionary
-update per record instead of four. Stack frames and template ids, which few
-records carry, are kept per window in record order, as ``fold`` keeps them.
+accepted record (or, on the JSON hot path, whole columns of the few values a
+window needs) into a ``WindowFolder`` as it is parsed. The folder keeps one
+small tally per (component, instance, window, version, operation): a count,
+an error count and the durations (``Tally``). Counting versions and
+operations through the key and deriving the all-instance window from its
+instances at the end means one dictionary update per record instead of
+six. Stack frames and template ids, which few records carry, are kept per
+window in record order, as ``fold`` keeps them.
 
 ``partials`` returns exactly what ``windows.fold`` returns for the same
-records (durations in another order: a window's samples are a multiset), with
-a window's durations already sketched when there are more than
-``sketches.EXACT_LIMIT`` of them.
+records (durations in another order: a window's samples are a multiset, and
+operation totals are exact sums), with a window's durations already
+sketched when there are more than ``sketches.EXACT_LIMIT`` of them.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from states.telemetry.operations import OperationTally, figures_of
 from states.telemetry.records import Record
 from states.telemetry.sketches import EXACT_LIMIT, LatencySketch, sketch_of
 from states.telemetry.windows import MAX_FRAMES, PartialWindow, WindowKey
 
-# component, instance ("" = none), window bucket (start / window_s), version ("" = none)
-TallyKey = tuple[str, str, int, str]
+# component, instance ("" = none), window bucket (start / window_s), version ("" = none),
+# operation ("" = none)
+TallyKey = tuple[str, str, int, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,7 @@ class _Extras:
 
 
 class Tally:
-    """What one (component, instance, window, version) saw in a poll."""
+    """What one (component, instance, window, version, operation) saw in a poll."""
 
     __slots__ = ("count", "durations", "errors", "templates")
 
@@ -68,8 +71,8 @@ class Tally:
 class WindowFolder:
     """Per-window tallies of one poll; ``partials`` turns them into ``PartialWindow`` objects.
 
-    ``tallies`` is public because the JSON hot path (``json_ingest``) updates
-    it inline rather than through a method call per line.
+    ``tallies`` is public because the JSON hot paths (``json_ingest``,
+    ``json_columns``) update it inline rather than through a method call per line.
     """
 
     def __init__(self, window_s: float) -> None:
@@ -82,7 +85,7 @@ class WindowFolder:
         """Count one accepted record in its window (and its instance's window)."""
         bucket = math.floor(record.timestamp.timestamp() / self.window_s)
         instance = record.instance or ""
-        key = (record.component, instance, bucket, record.version or "")
+        key = (record.component, instance, bucket, record.version or "", record.operation)
         tally = self.tallies.get(key)
         if tally is None:
             tally = self.tallies[key] = Tally()
@@ -116,13 +119,27 @@ class WindowFolder:
             if new_key is not None and new_key not in extras.new_templates:
                 extras.new_templates.append(new_key)
 
+    def add_tally(self, key: TallyKey, count: int, errors: int, durations: list[float]) -> None:
+        """Count ``count`` records at once, ``errors`` of them failed, with these durations."""
+        tally = self.tallies.get(key)
+        if tally is None:
+            tally = self.tallies[key] = Tally()
+        tally.count += count
+        tally.errors += errors
+        if tally.durations:
+            tally.durations.extend(durations)
+        else:
+            tally.durations = durations
+        self.records += count
+
     def partials(self) -> dict[WindowKey, PartialWindow]:
         """Every window this poll touched, per instance and for all instances."""
         starts: dict[int, datetime] = {}
         parts: dict[WindowKey, PartialWindow] = {}
         members: dict[WindowKey, list[TallyKey]] = {}
+        operations: dict[WindowKey, dict[str, OperationTally]] = {}
         for tally_key, tally in self.tallies.items():
-            component, instance, bucket, version = tally_key
+            component, instance, bucket, version, operation = tally_key
             start = starts.get(bucket)
             if start is None:
                 start = starts[bucket] = datetime.fromtimestamp(bucket * self.window_s, UTC)
@@ -141,7 +158,15 @@ class WindowFolder:
                     part.versions[version] += tally.count
                 if tally.templates:
                     part.templates.update(tally.templates)
+                if operation:
+                    by_name = operations.setdefault(key, {})
+                    entry = by_name.get(operation)
+                    if entry is None:
+                        entry = by_name[operation] = OperationTally()
+                    entry.add(tally.count, tally.errors, tally.durations)
                 members[key].append(tally_key)
+        for key, by_name in operations.items():
+            parts[key].operations = figures_of(by_name)
         self._sketch_large(parts, members)
         for (component, instance, bucket), extras in self._extras.items():
             part = parts[(component, instance, starts[bucket])]

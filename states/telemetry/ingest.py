@@ -5,10 +5,11 @@ cursor and its source's template miner move together, so a crash can neither
 lose nor double-count lines (nor teach the miner a message twice).
 Malformed lines are counted per source and reason on the cursor and skipped.
 
-Lines are folded into per-window tallies as they are parsed (``folding``);
-plain JSON lines take a path that builds no record at all (``json_ingest``),
-and every other line the general one, with the same outcome. Which messages
-are mined into templates is decided in ``window_templates``; how windows are
+A file's new lines are read a block at a time (``tailing.NewLines``) and
+folded into per-window tallies as they are parsed (``line_folding``); plain
+JSON lines take a path that builds no record at all (``json_ingest``), and
+every other line the general one, with the same outcome. Which messages are
+mined into templates is decided in ``window_templates``; how windows are
 merged, inserted and closed in the database, in ``window_rows``.
 """
 
@@ -17,23 +18,20 @@ from __future__ import annotations
 import functools
 import glob
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from states.context import BeatContext, BeatResult
 from states.registry import beat
 from states.settings import Settings, SourceSettings
 from states.telemetry import window_templates
-from states.telemetry.fields import Rejection
 from states.telemetry.folding import TimeBounds, WindowFolder
-from states.telemetry.formats import FormatSpec, LineParser, MultilineParser, make_parser
-from states.telemetry.json_ingest import JsonFastPath
+from states.telemetry.formats import LineParser, make_parser
+from states.telemetry.line_folding import LineFolding
 from states.telemetry.prometheus import metric_sources_due, poll_metric_sources
-from states.telemetry.records import Record
-from states.telemetry.tailing import FileCursor, has_new_bytes, read_new_lines
+from states.telemetry.tailing import FileCursor, NewLines, has_new_bytes
 from states.telemetry.window_rows import close_due_windows, collection_paused, store_poll
 from states.telemetry.window_templates import SourceTemplates
 from storage import repository as repo
@@ -48,6 +46,7 @@ __all__ = [  # close_due_windows and store_poll live in window_rows; callers imp
     "close_due_windows",
     "close_windows",
     "has_new_telemetry",
+    "note_sources_without_files",
     "poll_sources",
     "read_sources",
     "source_files",
@@ -110,80 +109,44 @@ def has_new_telemetry(settings: Settings, db: Database) -> bool:
     return False
 
 
-# Line-per-record formats; the others may carry stack traces on following lines.
-SINGLE_LINE_KINDS = frozenset({"json", "conductor"})
+def note_sources_without_files(settings: Settings, db: Database, now: datetime) -> list[str]:
+    """Put on record each source that matches no file and is not yet there; their names.
+
+    An idle agent polls only when a file changed, so a source whose paths
+    match nothing (a typo, a service that never started) would otherwise
+    never be polled, and its error never shown by ``selfheal status``.
+    """
+    noted: list[str] = []
+    cursors = db.query(repo.cursors)
+    for source in settings.telemetry.sources:
+        if _no_file_key(source) not in cursors and not source_files(source):
+            _note_no_file(db, source, now, PollReport())
+            noted.append(source.name)
+    return noted
 
 
-def _results(
-    spec: FormatSpec, parser: LineParser, lines: list[bytes]
-) -> Iterator[Record | Rejection]:
-    """Parse results for a poll's lines; multi-line records are joined for text formats."""
-    if spec.kind in SINGLE_LINE_KINDS:
-        for raw in lines:
-            if raw.strip():
-                parsed = parser.parse(raw)
-                if parsed is not None:
-                    yield parsed
-        return
-    joined = MultilineParser(parser)
-    for raw in lines:
-        yield from joined.feed(raw)
-    yield from joined.flush()
+NO_FILE: Final = "no_file"
 
 
-def _parse(
-    spec: FormatSpec, parser: LineParser, lines: list[bytes], now: datetime, oldest: datetime
-) -> tuple[list[Record], Counter[str]]:
-    records: list[Record] = []
-    rejected: Counter[str] = Counter()
-    latest = now + FUTURE_TOLERANCE
-    for parsed in _results(spec, parser, lines):
-        if isinstance(parsed, Rejection):
-            rejected[parsed.reason] += 1
-        elif parsed.timestamp > latest:
-            rejected["future_timestamp"] += 1
-        elif parsed.timestamp < oldest:
-            rejected["too_old"] += 1
-        else:
-            records.append(parsed)
-    return records, rejected
+def _no_file_key(source: SourceSettings) -> str:
+    """The cursor row that counts the polls in which a source matched no file."""
+    return f"{source.name}:{', '.join(source.paths)}"
 
 
-def _fold_lines(
-    spec: FormatSpec,
-    parser: LineParser,
-    lines: list[bytes],
-    folder: WindowFolder,
-    bounds: TimeBounds,
-    mining: SourceTemplates | None,
-) -> Counter[str]:
-    """Parse and fold one poll's lines; returns the rejections by reason."""
-    rejected: Counter[str] = Counter()
-
-    def fold_result(parsed: Record | Rejection) -> None:
-        if isinstance(parsed, Rejection):
-            rejected[parsed.reason] += 1
-        elif parsed.timestamp > bounds.latest:
-            rejected["future_timestamp"] += 1
-        elif parsed.timestamp < bounds.oldest:
-            rejected["too_old"] += 1
-        else:
-            folder.add_record(parsed, None if mining is None else mining.hit(parsed))
-
-    fast = JsonFastPath.for_parser(parser) if spec.kind == "json" else None
-    if fast is None:
-        for parsed in _results(spec, parser, lines):
-            fold_result(parsed)
-        return rejected
-
-    def general(raw: bytes) -> None:
-        if raw.strip():
-            parsed = parser.parse(raw)
-            if parsed is not None:
-                fold_result(parsed)
-
-    fast.fold(lines, folder, bounds, rejected, general, mine_severe=mining is not None)
-    return rejected
+def _note_no_file(db: Database, source: SourceSettings, now: datetime, report: PollReport) -> None:
+    """A source whose paths match no file: in the report and counted on its own cursor row."""
+    patterns = ", ".join(source.paths)
+    report.errors[source.name] = f"no file matches {patterns}"
+    db.transact(
+        functools.partial(
+            repo.note_source_failure,
+            key=_no_file_key(source),
+            source=source.name,
+            path=patterns,
+            reason=NO_FILE,
+            now=now,
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -202,22 +165,31 @@ class _FilePoll:
         self, settings: Settings, db: Database, cursor: FileCursor | None, report: PollReport
     ) -> None:
         telemetry = settings.telemetry
+        folder = WindowFolder(telemetry.window_s)
+        folding = LineFolding(self.source.format, self.parser, folder, self.bounds, self.mining)
+        reading = NewLines(
+            self.path,
+            cursor,
+            max_bytes=telemetry.max_bytes_per_poll,
+            max_line=telemetry.max_line_bytes,
+        )
+        read = 0
         try:
-            result = read_new_lines(
-                self.path,
-                cursor,
-                max_bytes=telemetry.max_bytes_per_poll,
-                max_line=telemetry.max_line_bytes,
-            )
+            for block in reading:
+                folding.feed(block)
+                read += len(block)
         except OSError as exc:
             report.errors[self.key] = f"cannot read: {exc}"
+            if self.mining is not None and read:  # it learned lines this poll will not store
+                self.mining.restore(
+                    db.query(functools.partial(repo.template_state, source=self.source.name))
+                )
             return
-        folder = WindowFolder(telemetry.window_s)
-        spec = self.source.format
-        rejected = _fold_lines(spec, self.parser, result.lines, folder, self.bounds, self.mining)
+        folding.finish()
+        result, rejected = reading.result, folding.rejected
         if result.too_long:
             rejected["too_long"] += result.too_long
-        lines = len(result.lines) + result.too_long
+        lines = read + result.too_long
         late = db.transact(
             functools.partial(
                 store_poll,
@@ -253,7 +225,7 @@ def poll_sources(settings: Settings, db: Database, now: datetime) -> PollReport:
         mining: SourceTemplates | None = None
         files = source_files(source)
         if not files:
-            report.errors[source.name] = f"no file matches {', '.join(source.paths)}"
+            _note_no_file(db, source, now, report)
         for path in files:
             key = f"{source.name}:{path}"
             cursor = _cursor_of(cursors.get(key), path)

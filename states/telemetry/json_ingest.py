@@ -1,37 +1,27 @@
-"""The JSON-lines hot path: decode, map and fold each line in one loop, without a ``Record``.
+"""The JSON-lines hot path: fold plain lines without building a ``Record``.
 
 Most services log JSON lines in a plain shape (flat keys, an ISO timestamp,
 numeric duration and status, a known level), and a window needs only a few
-of those values. For such a line this loop reads the values with one
-``dict.get`` per candidate key, checks each has the plain type the general
-path accepts without conversion, takes its window from a cache keyed by the
-timestamp's second, and adds it to the folder's tally directly.
+of those values. Lines are taken ``json_columns.BATCH_LINES`` at a time:
+a batch whose lines share their keys is folded column by column
+(``json_columns``); any other batch goes through the loop here, which reads
+each line's values with one ``dict.get`` per candidate key, checks each has
+the plain type the general path accepts without conversion, takes its window
+from ``SecondWindows`` and adds it to the folder's tally directly.
 
 Anything else is handed, as the raw line, to the general path (the source's
 parser, then ``WindowFolder.add_record``): a line that does not decode, a
 nested or missing field, a string duration, an unknown level, a stack trace,
-a record whose message should be mined. So the fast path only ever takes
-lines whose outcome it can prove equal to the general one, and every
-rejection reason still comes from the general path.
-
-The timestamp cache: ``2026-03-01T11:50:01.123+00:00`` is cached under its
-text without the fraction (``2026-03-01T11:50:01+00:00``). The first line of
-a second is parsed in full by the general code, which also checks that the
-whole second is within the accepted time range and that its window cannot
-change within the second (the window width is a whole number of seconds and
-the zone offset too); only then is the second's window cached for the poll.
-A timestamp without a fraction is cached under its exact text, in a table of
-its own, since it speaks for that instant only. A second at the edge of the
-range, a fractional window or an odd format is parsed line by line, as before.
+a record whose message should be mined. So the fast paths only ever take
+lines whose outcome they can prove equal to the general one, and every
+rejection reason but a timestamp out of range still comes from the general path.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
-from datetime import datetime, timedelta
 from typing import Final
 
 import orjson
@@ -39,64 +29,17 @@ import orjson
 from states.telemetry.fields import _LONGEST_DURATION_MS as LONGEST_DURATION_MS
 from states.telemetry.fields import FieldError
 from states.telemetry.folding import Tally, TimeBounds, WindowFolder
+from states.telemetry.json_columns import BATCH_LINES, JsonColumns
 from states.telemetry.json_lines import JsonLinesParser
 from states.telemetry.mapping import LEVEL_SPELLINGS, RecordBuilder, single_names
+from states.telemetry.records import ERROR_LEVELS
+from states.telemetry.second_windows import SecondWindows
 
 GeneralPath = Callable[[bytes], None]
 Getter = Callable[[Hashable], object]
 
-ERROR_LEVELS: Final = frozenset({"error", "critical", "fatal"})
-_ONE_SECOND: Final = timedelta(seconds=1)
-_DIGITS: Final = "0123456789"
-_SECOND_HEAD = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}", re.ASCII)
 # A target without candidate keys looks this up: JSON keys are strings, so it is never there.
 _NO_KEY: Final[tuple[Hashable, ...]] = (object(),)
-
-
-class SecondWindows:
-    """The window of each second of ISO timestamps seen in one poll, when it is provable."""
-
-    def __init__(self, builder: RecordBuilder, window_s: float, bounds: TimeBounds) -> None:
-        self.exact: dict[str, int] = {}  # by the timestamp's full text
-        self.by_second: dict[str, int] = {}  # by the text without its fraction
-        self._timestamp = builder.timestamp
-        self._window_s = window_s
-        self._whole_window = float(window_s).is_integer()
-        self._bounds = bounds
-
-    def miss(self, text: str, key: str, whole_second: bool) -> int | None:
-        """Parse ``text`` generally; cache and return its window if ``key`` pins it, else None.
-
-        ``whole_second``: ``key`` is ``text`` without its fraction, to stand for
-        every fraction of that second; otherwise it is ``text`` itself.
-        """
-        try:
-            moment = self._timestamp(text)
-        except FieldError:
-            return None
-        bounds = self._bounds
-        if not whole_second:
-            if not bounds.oldest <= moment <= bounds.latest:
-                return None
-            bucket = self.exact[key] = math.floor(moment.timestamp() / self._window_s)
-            return bucket
-        second = self._second(text, key, moment)
-        if second is None or second < bounds.oldest or second + _ONE_SECOND > bounds.latest:
-            return None
-        bucket = self.by_second[key] = math.floor(second.timestamp() / self._window_s)
-        return bucket
-
-    def _second(self, text: str, key: str, moment: datetime) -> datetime | None:
-        """The whole second ``key`` names, if every fraction of it lands in one window."""
-        if not self._whole_window or _SECOND_HEAD.fullmatch(text[:19]) is None:
-            return None
-        try:
-            second = self._timestamp(key)
-        except FieldError:
-            return None
-        if second.microsecond or not timedelta(0) <= moment - second < _ONE_SECOND:
-            return None
-        return second
 
 
 class JsonFastPath:
@@ -105,6 +48,7 @@ class JsonFastPath:
     def __init__(self, parser: JsonLinesParser, names: dict[str, tuple[str, ...]]) -> None:
         self._parser = parser
         self._builder = parser.builder
+        self._candidates = names
         self._names: dict[str, tuple[Hashable, ...]] = {
             target: keys or _NO_KEY for target, keys in names.items()
         }
@@ -121,17 +65,45 @@ class JsonFastPath:
         names = single_names(parser.builder.rules)
         return None if names is None else cls(parser, names)
 
-    def fold(  # noqa: PLR0912, PLR0915  (one loop on purpose, see inside)
+    def start(
         self,
-        lines: Sequence[bytes],
         folder: WindowFolder,
         bounds: TimeBounds,
         rejected: Counter[str],
         general: GeneralPath,
         *,
         mine_severe: bool,
+    ) -> JsonPoll:
+        """Fold one poll's lines into ``folder``; ``mine_severe`` sends warning and error
+        records to the general path (to mine their messages)."""
+        return JsonPoll(self, folder, bounds, rejected, general, mine_severe=mine_severe)
+
+    @property
+    def builder(self) -> RecordBuilder:
+        """The source's field mapping."""
+        return self._builder
+
+    @property
+    def candidates(self) -> dict[str, tuple[str, ...]]:
+        """Each target's candidate keys, in order."""
+        return self._candidates
+
+    @property
+    def max_bytes(self) -> int:
+        """Lines longer than this are the general path's (rejected as too long)."""
+        return self._parser.max_bytes
+
+    def fold_lines(  # noqa: PLR0912, PLR0915  (one loop on purpose, see inside)
+        self,
+        lines: Sequence[bytes],
+        folder: WindowFolder,
+        seconds: SecondWindows,
+        rejected: Counter[str],
+        general: GeneralPath,
+        *,
+        mine_severe: bool,
     ) -> None:
-        """Fold ``lines``; ``mine_severe`` sends warning and error records to the general path."""
+        """Fold ``lines`` one by one: for batches the columns cannot take whole."""
         # One long loop on purpose: every call or attribute lookup here costs
         # about 2% of the whole per-line budget.
         names = self._names
@@ -146,17 +118,15 @@ class JsonFastPath:
         stack_names, stack_keys = names["stack"], frozenset(names["stack"])
         levels, default_level = LEVEL_SPELLINGS, self._default_level
         unit_ms = self._unit_ms
-        max_duration = LONGEST_DURATION_MS / unit_ms  # coerce_duration_ms's own bound
+        longest = LONGEST_DURATION_MS
+        max_duration = longest / unit_ms  # coerce_duration_ms's own bound for floats
         iso_first, timestamp = self._iso_first, self._builder.timestamp
-        seconds = SecondWindows(self._builder, folder.window_s, bounds)
-        exact, by_second, window_s = seconds.exact, seconds.by_second, folder.window_s
-        oldest, latest = bounds.oldest, bounds.latest
+        window_s, window_of = folder.window_s, seconds.window_of
+        oldest, latest = seconds.bounds.oldest, seconds.bounds.latest
         tallies, max_bytes = folder.tallies, self._parser.max_bytes
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         any_too_long = max(map(len, lines), default=0) > max_bytes
-        # Every record, fast or general, counts once in a tally: records are
-        # counted from the tallies at the end instead of once per line.
-        uncounted = folder.records - sum(tally.count for tally in tallies.values())
+        folded = 0
         for raw in lines:
             if any_too_long and len(raw) > max_bytes:
                 general(raw)
@@ -188,7 +158,7 @@ class JsonFastPath:
             if duration is not None:
                 if type(duration) is float and 0.0 <= duration <= max_duration:
                     duration = duration * unit_ms
-                elif type(duration) is int and 0 <= duration <= max_duration:
+                elif type(duration) is int and 0.0 <= float(duration) * unit_ms <= longest:
                     duration = float(duration) * unit_ms
                 else:
                     general(raw)
@@ -234,17 +204,7 @@ class JsonFastPath:
             moment = get(ts_first)
             if moment is None and ts_rest:
                 moment = _first(get, ts_rest)
-            bucket = None
-            if iso_first and type(moment) is str:
-                head, dot, rest = moment.partition(".")
-                table, key = exact, moment
-                if dot and len(head) == 19:
-                    zone = rest.lstrip(_DIGITS)
-                    if len(zone) < len(rest):
-                        table, key = by_second, head + zone
-                bucket = table.get(key)
-                if bucket is None:
-                    bucket = seconds.miss(moment, key, table is by_second)
+            bucket = window_of(moment) if iso_first and type(moment) is str else None
             if bucket is None:
                 if moment is None:
                     general(raw)
@@ -261,7 +221,7 @@ class JsonFastPath:
                     rejected["too_old"] += 1
                     continue
                 bucket = math.floor(when.timestamp() / window_s)
-            tally_key = (component, instance or "", bucket, version or "")
+            tally_key = (component, instance or "", bucket, version or "", operation or "")
             tally = tallies.get(tally_key)
             if tally is None:
                 tally = tallies[tally_key] = Tally()
@@ -270,7 +230,51 @@ class JsonFastPath:
                 tally.errors += 1
             if duration is not None:
                 tally.durations.append(duration)
-        folder.records = uncounted + sum(tally.count for tally in tallies.values())
+            folded += 1
+        folder.records += folded
+
+
+class JsonPoll:
+    """One poll of one JSON source: lines fed block by block, batch by batch."""
+
+    def __init__(
+        self,
+        fast: JsonFastPath,
+        folder: WindowFolder,
+        bounds: TimeBounds,
+        rejected: Counter[str],
+        general: GeneralPath,
+        *,
+        mine_severe: bool,
+    ) -> None:
+        self._fast, self._folder, self._rejected, self._general = fast, folder, rejected, general
+        self._mine_severe = mine_severe
+        self._seconds = SecondWindows(fast.builder.timestamp, folder.window_s, bounds)
+        self._columns = JsonColumns(
+            fast.candidates, fast.builder, folder, self._seconds, mine_severe=mine_severe
+        )
+
+    def feed(self, lines: Sequence[bytes]) -> None:
+        """Fold these lines: batches of one shape by columns, the others line by line."""
+        max_bytes = self._fast.max_bytes
+        any_too_long = max(map(len, lines), default=0) > max_bytes
+        columns, rejected, general = self._columns, self._rejected, self._general
+        for start in range(0, len(lines), BATCH_LINES):
+            batch = lines[start : start + BATCH_LINES]
+            too_long = any_too_long and max(map(len, batch)) > max_bytes
+            if too_long or not columns.fold(batch, rejected, general):
+                self._fast.fold_lines(
+                    batch,
+                    self._folder,
+                    self._seconds,
+                    rejected,
+                    general,
+                    mine_severe=self._mine_severe,
+                )
+
+    def finish(self) -> None:
+        """Hand what the columns grouped to the folder."""
+        self._columns.finish()
 
 
 def _first(get: Getter, keys: Sequence[Hashable]) -> object:

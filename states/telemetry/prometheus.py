@@ -373,11 +373,9 @@ def note_failure(
     session: Session, *, key: str, source: MetricSource, reason: str, now: datetime
 ) -> None:
     """Count a failed read on the source's cursor; its position and time stay as they were."""
-    cursor = session.get(CursorRow, key) or CursorRow(
-        key=key, source=source.name, path=source.url, updated_at=now
+    repo.note_source_failure(
+        session, key=key, source=source.name, path=source.url, reason=reason, now=now
     )
-    cursor.rejected = dict(Counter(cursor.rejected) + Counter({reason: 1}))
-    session.add(cursor)
 
 
 # --- one poll --------------------------------------------------------------------------

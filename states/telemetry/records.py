@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
+
+# Levels at which a record is a failure, whatever its status says.
+ERROR_LEVELS: Final = frozenset({"error", "critical", "fatal"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,4 +48,4 @@ class Record:
         """A request failed when the server says so (5xx) or the record is logged as an error."""
         if self.status is not None and self.status >= 500:
             return True
-        return self.level in ("error", "critical", "fatal")
+        return self.level in ERROR_LEVELS

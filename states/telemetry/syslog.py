@@ -51,6 +51,16 @@ class SyslogParser:
         self._max_bytes = max_bytes
         self._clock = clock
 
+    @property
+    def rules(self) -> SyslogRules:
+        """The fallbacks this parser applies."""
+        return self._rules
+
+    @property
+    def max_bytes(self) -> int:
+        """Longer lines are rejected as too long."""
+        return self._max_bytes
+
     def parse(self, raw: bytes) -> Record | Rejection:
         """One record, or the reason this line is not one."""
         text = fields.decode_line(raw, self._max_bytes)

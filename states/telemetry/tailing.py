@@ -10,6 +10,7 @@ at zero. A line still being written (no newline yet) is left for the next poll.
 
 from __future__ import annotations
 
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -73,24 +74,44 @@ def _find_rotated(path: Path, cursor: FileCursor) -> Path | None:
     return None
 
 
-def _read_lines(path: Path, offset: int, max_bytes: int, max_line: int, result: ReadResult) -> int:
-    """Append complete lines from ``offset``; returns the offset after the last one consumed."""
+def _line_blocks(
+    path: Path, offset: int, max_bytes: int, max_line: int, result: ReadResult
+) -> Generator[list[bytes], None, int]:
+    """Complete lines from ``offset``, a block at a time; returns the offset after the last one.
+
+    At most ``max_bytes`` are read (but see ``_skip_long_line``). Reading a
+    block at a time keeps memory small and warm: a block's lines are folded
+    and freed before the next block is read into the memory they used.
+    """
     with path.open("rb") as handle:
         handle.seek(offset)
-        data = handle.read(max_bytes)
-        end = data.rfind(b"\n")
-        if end < 0:
-            if len(data) < max_line:
-                return offset  # a line still being written
-            return _skip_long_line(handle, offset, len(data), result)
-        chunk = data[: end + 1]
-        result.bytes_read += len(chunk)
-        for line in chunk.split(b"\n")[:-1]:
-            if len(line) > max_line:
-                result.too_long += 1
-            else:
-                result.lines.append(line)
-        return offset + len(chunk)
+        consumed, left = offset, max_bytes
+        pending: list[bytes] = []  # blocks of a line not yet complete
+        while left > 0 and (block := handle.read(min(BLOCK, left))):
+            left -= len(block)
+            if b"\n" not in block:
+                pending.append(block)
+                continue
+            data = b"".join((*pending, block)) if pending else block
+            lines = data.split(b"\n")
+            rest = lines.pop()  # what follows the last newline: empty, or a line being written
+            pending = [rest] if rest else []
+            consumed += len(data) - len(rest)
+            result.bytes_read += len(data) - len(rest)
+            yield _within_limit(lines, max_line, result)
+        seen = sum(map(len, pending))
+        if consumed == offset and seen >= max_line:
+            return _skip_long_line(handle, offset, seen, result)
+        return consumed  # a line still being written stays for the next poll
+
+
+def _within_limit(lines: list[bytes], max_line: int, result: ReadResult) -> list[bytes]:
+    """The lines no longer than ``max_line``; the others are counted as too long."""
+    if max(map(len, lines)) <= max_line:
+        return lines
+    kept = [line for line in lines if len(line) <= max_line]
+    result.too_long += len(lines) - len(kept)
+    return kept
 
 
 def _skip_long_line(handle: BinaryIO, offset: int, seen: int, result: ReadResult) -> int:
@@ -106,28 +127,52 @@ def _skip_long_line(handle: BinaryIO, offset: int, seen: int, result: ReadResult
     return offset
 
 
+class NewLines:
+    """The complete lines added to a file since its cursor, a block (about 1 MiB) at a time.
+
+    Iterating yields lists of lines; ``result`` (the cursor after the last
+    complete line, the bytes read, the lines too long) is final once the
+    iteration has ended. ``lines`` of the result stays empty.
+    """
+
+    def __init__(
+        self, path: Path, cursor: FileCursor | None, *, max_bytes: int, max_line: int
+    ) -> None:
+        self.path = path
+        self.result = ReadResult(cursor=cursor or FileCursor(path=str(path)))
+        self._max_bytes = max_bytes
+        self._max_line = max_line
+
+    def __iter__(self) -> Iterator[list[bytes]]:
+        path, result, cursor = self.path, self.result, self.result.cursor
+        limits = (self._max_bytes, self._max_line, result)
+        st = path.stat()
+        same_file = (st.st_dev, st.st_ino) == (cursor.device, cursor.inode)
+        if same_file and cursor.offset and not _head(path).startswith(cursor.head):
+            same_file = False  # the inode was reused by a new file (a short head may have grown)
+        offset = cursor.offset
+        if not same_file:
+            if cursor.inode:
+                result.rotated = True
+                old = _find_rotated(path, cursor)
+                if old is not None:
+                    yield from _line_blocks(old, cursor.offset, *limits)
+            offset = 0
+        elif st.st_size < cursor.offset:
+            result.truncated = True
+            offset = 0
+        new_offset = yield from _line_blocks(path, offset, *limits)
+        head = _head(path) if st.st_size else ""
+        result.cursor = replace(
+            cursor, device=st.st_dev, inode=st.st_ino, offset=new_offset, head=head
+        )
+
+
 def read_new_lines(
     path: Path, cursor: FileCursor | None, *, max_bytes: int, max_line: int
 ) -> ReadResult:
-    """Read the complete lines added to ``path`` since ``cursor``."""
-    st = path.stat()
-    cursor = cursor or FileCursor(path=str(path))
-    result = ReadResult(cursor=cursor)
-    same_file = (st.st_dev, st.st_ino) == (cursor.device, cursor.inode)
-    if same_file and cursor.offset and not _head(path).startswith(cursor.head):
-        same_file = False  # the inode was reused by a new file (a short head may have grown)
-    offset = cursor.offset
-    if not same_file:
-        if cursor.inode:
-            result.rotated = True
-            old = _find_rotated(path, cursor)
-            if old is not None:
-                _read_lines(old, cursor.offset, max_bytes, max_line, result)
-        offset = 0
-    elif st.st_size < cursor.offset:
-        result.truncated = True
-        offset = 0
-    new_offset = _read_lines(path, offset, max_bytes, max_line, result)
-    head = _head(path) if st.st_size else ""
-    result.cursor = replace(cursor, device=st.st_dev, inode=st.st_ino, offset=new_offset, head=head)
-    return result
+    """Read the complete lines added to ``path`` since ``cursor``, all at once."""
+    reading = NewLines(path, cursor, max_bytes=max_bytes, max_line=max_line)
+    lines = [line for block in reading for line in block]
+    reading.result.lines = lines
+    return reading.result

@@ -40,6 +40,8 @@ WILDCARD: Final = "<*>"
 CACHE_LIMIT: Final = 4096  # remembered messages per cache; a full cache starts over
 CACHED_LENGTH: Final = 1024  # longer messages are not remembered (bounds each cache at 4 Mi chars)
 _DIGIT = re.compile(r"\d")
+_NONZERO_DIGIT = re.compile(r"[1-9]")
+_DIGIT_SHAPE: Final = bytes.maketrans(b"23456789", b"11111111")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,11 @@ class MaskRule:
     ``requires`` and ``needs_digit`` are a promise about the pattern, used to
     skip it cheaply: it cannot match a text unless, for every group in
     ``requires``, one of the group's substrings occurs in the text, and
-    (``needs_digit``) the text holds a decimal digit.
+    (``needs_digit``) the text holds a decimal digit. ``digit_blind`` is a
+    promise that neither the pattern nor the substitute tells the digits 1-9
+    apart (no such digit as a literal or range end, no backreference inside
+    the pattern; ``\\d``, ``\\w`` and classes with all of 1-9 are fine), so
+    masking commutes with replacing those digits by 1 (``TemplateMiner._masked``).
     """
 
     name: str
@@ -57,6 +63,7 @@ class MaskRule:
     substitute: str | None = None
     requires: tuple[tuple[str, ...], ...] = ()
     needs_digit: bool = False
+    digit_blind: bool = False
 
     @property
     def replacement(self) -> str:
@@ -72,23 +79,29 @@ DEFAULT_MASKS: Final[tuple[MaskRule, ...]] = (
         r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?",
         requires=(("-",), (":",)),
         needs_digit=True,
+        digit_blind=True,
     ),
-    MaskRule("URL", r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+", requires=(("://",),)),
+    MaskRule(
+        "URL", r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+", requires=(("://",),), digit_blind=True
+    ),
     MaskRule(
         "TIME",
         r"(?<![\w.:])\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\b",
         requires=((":",),),
         needs_digit=True,
+        digit_blind=True,
     ),
     MaskRule(
         "PATH",
         r"(?<![\w.:/<])(?:/[\w.~%@+-]+){2,}/?|\b[A-Za-z]:(?:\\[\w .~%@+-]+)+",
         requires=(("/", ":\\"),),
+        digit_blind=True,
     ),
     MaskRule(
         "UUID",
         r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b",
         requires=(("-",),),
+        digit_blind=True,
     ),
     MaskRule(
         "ADDR",
@@ -97,6 +110,7 @@ DEFAULT_MASKS: Final[tuple[MaskRule, ...]] = (
         r"|(?:[A-Za-z0-9-]+\.)+[A-Za-z][\w-]*:\d{1,5})(?![\w.])",
         requires=((".",),),
         needs_digit=True,
+        digit_blind=True,
     ),
     # "18846 bytes (18.4 KB)" restates the byte count; keep one spelling.
     MaskRule(
@@ -105,12 +119,14 @@ DEFAULT_MASKS: Final[tuple[MaskRule, ...]] = (
         substitute=r"\1",
         requires=((" bytes (",),),
         needs_digit=True,
+        digit_blind=True,
     ),
     MaskRule(
         "DUR",
         r"(?<![\w.])<?\d+(?:\.\d+)? ?(?:ms|msec|secs?|seconds?|mins?|minutes?|hours?)\b",
         requires=(("ms", "sec", "min", "hour"),),
         needs_digit=True,
+        digit_blind=True,
     ),
     MaskRule(
         "NUM",
@@ -118,6 +134,7 @@ DEFAULT_MASKS: Final[tuple[MaskRule, ...]] = (
         r"|0[xX][0-9a-fA-F]+|(?=[a-fA-F]*\d)[0-9a-fA-F]{6,})(?![\w.])"
         r"|(?<=[A-Za-z][._=#-])\d+(?![\w.])",
         needs_digit=True,
+        digit_blind=True,
     ),
 )
 
@@ -233,6 +250,8 @@ class TemplateMiner:
         self._remember = self.settings.max_templates is None
         self._by_message: dict[str, LogCluster] = {}
         self._by_masked: dict[str, LogCluster] = {}
+        self._by_shape: dict[bytes, str] = {}  # masked text by digit shape (see _masked)
+        self._by_shape_on = all(rule.digit_blind for rule in self.settings.masks)
 
     def add(self, message: str) -> TemplateMatch:
         """Mask and cluster one message, counting it in the current window."""
@@ -260,11 +279,12 @@ class TemplateMiner:
         if cluster is not None:
             cluster.size += 1  # what drain does for a match that changes nothing
             return cluster, "none"
-        masked = mask_message(message, self._masks)
+        masked = self._masked(message)
         cluster = self._by_masked.get(masked)
         if cluster is not None:
             cluster.size += 1
-            self._keep(self._by_message, message, cluster)
+            if not self._by_shape_on:  # else the shape answers a repeat nearly as fast
+                self._keep(self._by_message, message, cluster)
             return cluster, "none"
         cluster, change = self._drain.add_log_message(masked)
         if change != "none":
@@ -274,6 +294,28 @@ class TemplateMiner:
             self._keep(self._by_masked, masked, cluster)
             self._keep(self._by_message, message, cluster)
         return cluster, change
+
+    def _masked(self, message: str) -> str:
+        """``mask_message(message)``, remembered by the message's digit shape when that is exact.
+
+        The shape replaces the digits 1-9 with 1 (bytes.translate, in C). Mask
+        rules that are ``digit_blind`` treat those digits alike, so masking
+        commutes with the shape: shape(mask(m)) = mask(shape(m)). When mask(m)
+        holds no digit 1-9, every message of the same shape masks to exactly
+        mask(m) (its own mask has the same shape, which holds no 1-9 digit, so
+        is itself), and the answer can be remembered for the shape.
+        """
+        if not self._by_shape_on:
+            return mask_message(message, self._masks)
+        shape = message.encode("utf-8", "surrogatepass").translate(_DIGIT_SHAPE)
+        masked = self._by_shape.get(shape)
+        if masked is None:
+            masked = mask_message(message, self._masks)
+            if _NONZERO_DIGIT.search(masked) is None and len(shape) <= CACHED_LENGTH:
+                if len(self._by_shape) >= CACHE_LIMIT:
+                    self._by_shape.clear()
+                self._by_shape[shape] = masked
+        return masked
 
     def _keep(self, cache: dict[str, LogCluster], text: str, cluster: LogCluster) -> None:
         if not self._remember or len(text) > CACHED_LENGTH:

@@ -5,7 +5,8 @@ cursor and its source's template miner, and closing computes every due
 window's statistics and writes them in one batched update. New windows of a
 poll are inserted in one batch too, since a large poll creates hundreds.
 Latencies are merged through ``sketches.merge_latencies`` (exact samples up to
-1,024, a sketch after) and template counts through ``window_templates``.
+1,024, a sketch after), template counts through ``window_templates`` and
+per-operation figures through ``operations``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from states.settings import Settings
-from states.telemetry import window_templates
+from states.telemetry import operations, window_templates
 from states.telemetry.sketches import merge_latencies, window_quantiles
 from states.telemetry.tailing import FileCursor
 from states.telemetry.window_templates import SourceTemplates
@@ -59,6 +60,7 @@ class _Window(Protocol):
     frames: list[list[Any]]
     templates: dict[str, int]
     new_templates: list[str]
+    operations: dict[str, dict[str, float]]
 
 
 @dataclass
@@ -78,6 +80,7 @@ class NewWindow:
     templates: dict[str, int] = field(default_factory=dict)
     new_templates: list[str] = field(default_factory=list)
     gauges: dict[str, float] = field(default_factory=dict)  # scrapes merge them in later
+    operations: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _merge(row: _Window, part: PartialWindow) -> None:
@@ -97,6 +100,8 @@ def _merge(row: _Window, part: PartialWindow) -> None:
         row.templates = window_templates.merge_counts(row.templates, part.templates)
     if part.new_templates:
         row.new_templates = window_templates.merge_new(row.new_templates, part.new_templates)
+    if part.operations:
+        row.operations = operations.merge(row.operations, part.operations)
 
 
 def store_poll(

@@ -72,6 +72,11 @@ class SourceTemplates:
         miner = TemplateMiner.from_state(state) if state else TemplateMiner()
         return cls(source, kind, miner, stored_levels(state))
 
+    def restore(self, state: Mapping[str, Any] | None) -> None:
+        """Go back to a stored state (or a new miner): what a poll learned is not kept."""
+        self.miner = TemplateMiner.from_state(state) if state else TemplateMiner()
+        self._known.clear()
+
     def wants(self, record: Record) -> bool:
         """Whether this record's message is mined."""
         if not record.message:
@@ -82,9 +87,16 @@ class SourceTemplates:
         """The template of the record's message, if it is mined."""
         if not self.wants(record):
             return None
-        template_id, is_new = self.miner.assign(record.message)
+        return self.hit_message(record.message, "error" if record.is_error else record.level)
+
+    def hit_message(self, message: str, level: str) -> TemplateHit:
+        """The template of a message this source mines (see ``wants``), logged at ``level``.
+
+        The level is kept only for a new template: the level of the record that created it.
+        """
+        template_id, is_new = self.miner.assign(message)
         if is_new:
-            self.levels[template_id] = "error" if record.is_error else record.level
+            self.levels[template_id] = level
             return TemplateHit(f"{self.source}:{template_id}", True)
         known = self._known.get(template_id)
         if known is None:

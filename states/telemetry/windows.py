@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from states.telemetry.operations import Figures, OperationTally, figures_of
 from states.telemetry.records import Record
 from states.telemetry.sketches import LatencySketch, exact_quantiles
 
@@ -34,8 +35,9 @@ class PartialWindow:
     """What one poll saw of one window; merged into the stored window.
 
     Durations are in ``samples``, or in ``sketch`` when there were too many to
-    keep one by one. ``templates`` counts mined messages per template key and
-    ``new_templates`` lists the keys first seen in this poll.
+    keep one by one. ``templates`` counts mined messages per template key,
+    ``new_templates`` lists the keys first seen in this poll and
+    ``operations`` holds the figures per operation (see ``operations``).
     """
 
     count: int = 0
@@ -46,11 +48,13 @@ class PartialWindow:
     sketch: LatencySketch | None = None
     templates: Counter[str] = field(default_factory=Counter)
     new_templates: list[str] = field(default_factory=list)
+    operations: dict[str, Figures] = field(default_factory=dict)
 
 
 def fold(records: Iterable[Record], window_s: float) -> dict[WindowKey, PartialWindow]:
     """Group records by component window, both per instance and for all instances."""
     partials: dict[WindowKey, PartialWindow] = {}
+    operations: dict[WindowKey, dict[str, OperationTally]] = {}
     starts: dict[int, datetime] = {}  # window start by its epoch bucket: one datetime per window
     for record in records:
         bucket = math.floor(record.timestamp.timestamp() / window_s)
@@ -58,17 +62,20 @@ def fold(records: Iterable[Record], window_s: float) -> dict[WindowKey, PartialW
         if start is None:
             start = starts[bucket] = window_start(record.timestamp, window_s)
         error = record.is_error
-        key = (record.component, "", start)
-        part = partials.get(key)
-        if part is None:
-            part = partials[key] = PartialWindow()
-        _add(part, record, error)
+        keys = [(record.component, "", start)]
         if record.instance:
-            key = (record.component, record.instance, start)
+            keys.append((record.component, record.instance, start))
+        for key in keys:
             part = partials.get(key)
             if part is None:
                 part = partials[key] = PartialWindow()
             _add(part, record, error)
+            if record.operation:
+                tallies = operations.setdefault(key, {})
+                tally = tallies.setdefault(record.operation, OperationTally())
+                tally.add_record(error, record.duration_ms)
+    for key, tallies in operations.items():
+        partials[key].operations = figures_of(tallies)
     return partials
 
 

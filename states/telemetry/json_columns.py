@@ -1,0 +1,361 @@
+"""Folding plain JSON lines a batch at a time, column by column, in C-level passes.
+
+A line-by-line loop spends longer in its own bytecode (a dozen lookups,
+type checks and branches per line) than ``orjson`` spends decoding the
+line. Most services write every line with the same keys, so a batch of
+``BATCH_LINES`` lines is folded with a few passes over columns, each a
+``map`` or a builtin that runs in C:
+
+1. decode every line; a line that does not decode (or is over the parser's
+   limit, or is not an object), or an object without a key its batch's
+   first object has for a target, sends the whole batch back to the
+   line-by-line loop, which counts and skips that line and folds the others
+   exactly as before;
+2. read the category tuples, timestamps and durations with
+   ``operator.itemgetter`` from the keys of the batch's ``Shape``
+   (``json_shapes``), and check that no object holds an ``absent`` key;
+3. timestamps: windows from ``SecondWindows.windows_of``, one for the whole
+   batch when it lies within one minute;
+4. durations: types and range checked over the column, converted at once;
+5. group: each duration is appended to the list of its category in its
+   window (``map(list.append, ...)``). Each new category is vetted once per
+   poll; a category the fast path cannot vouch for (an error, say, whose
+   message is to be mined) has its lines taken out and sent to the general
+   path.
+
+Lines the columns cannot vouch for (a refused category, an absent key, a
+duration of another type, a second at the edge of the time range) go to the
+general path one by one, in their order; only a timestamp out of range is
+counted here, and only for a line that passed every other check, as in the
+line loop.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import repeat
+from typing import Any, Final, NamedTuple, cast
+
+import orjson
+
+from states.telemetry.fields import _LONGEST_DURATION_MS as LONGEST_DURATION_MS
+from states.telemetry.fields import FieldError
+from states.telemetry.folding import TallyKey, WindowFolder
+from states.telemetry.json_shapes import Category, Shape, shape_of, vet
+from states.telemetry.mapping import LEVEL_SPELLINGS, RecordBuilder
+from states.telemetry.second_windows import SecondWindows
+
+BATCH_LINES: Final = 128  # small enough that a batch's objects are still in the CPU cache
+GENERAL: Final = "general"  # a line the general path must parse
+
+GeneralPath = Callable[[bytes], None]
+
+_FLAGGED: Final[Category] = ()  # the category of a flagged line while grouping: no real one
+_UNTIMED: Final = repeat(None)
+_FLOAT, _INT = float, int
+
+
+class _Columns(NamedTuple):
+    shape: Shape
+    docs: list[dict[str, Any]]
+    cats: list[Category]
+    stamps: list[object]
+    durations: list[object] | None
+
+
+class JsonColumns:
+    """One poll's batches of one source, folded column by column."""
+
+    def __init__(
+        self,
+        names: Mapping[str, tuple[str, ...]],
+        builder: RecordBuilder,
+        folder: WindowFolder,
+        seconds: SecondWindows,
+        *,
+        mine_severe: bool,
+    ) -> None:
+        self._names, self._builder = names, builder
+        self._folder, self._seconds, self._bounds = folder, seconds, seconds.bounds
+        self._mine_severe = mine_severe
+        rules = builder.rules
+        self._iso_first = rules.timestamp_formats[:1] == ("iso8601",)
+        self._unit_ms = rules.duration_unit_ms
+        self._max_duration = LONGEST_DURATION_MS / rules.duration_unit_ms
+        self._default_level = LEVEL_SPELLINGS.get(rules.default_level)
+        self._shapes: dict[tuple[str, ...], Shape | None] = {}
+
+    def fold(self, batch: Sequence[bytes], rejected: Counter[str], general: GeneralPath) -> bool:
+        """Fold one batch (no line over the parser's limit); False, having folded nothing,
+        when it must go line by line."""
+        columns = self._columns(batch)
+        if columns is None:
+            return False
+        shape, docs, cats, stamps, durations = columns
+        flags: dict[int, str] = {}  # line -> GENERAL, or the reason it is rejected
+        if not _same_keys(shape, docs):
+            absent = shape.absent
+            flags.update(
+                (i, GENERAL) for i, d in enumerate(docs) if not d.keys().isdisjoint(absent)
+            )
+        windows = self._windows(stamps, flags)
+        values = self._durations(durations, shape, flags)
+        if not self._group(shape, cats, windows, values, flags):
+            return False
+        for i in sorted(flags):
+            if flags[i] == GENERAL:
+                general(batch[i])
+            else:
+                rejected[flags[i]] += 1
+        return True
+
+    def finish(self) -> None:
+        """Hand the poll's grouped lines to the folder as tallies."""
+        for shape in self._shapes.values():
+            if shape is None:
+                continue
+            for window, by_category in shape.by_window.items():
+                for cat, values in by_category.items():
+                    component, instance, version, operation, error = cast(
+                        tuple[Any, ...], shape.parts[cat]
+                    )
+                    count = len(values)
+                    timed = [v for v in values if v is not None]
+                    key: TallyKey = (component, instance, window, version, operation)
+                    self._folder.add_tally(key, count, count if error else 0, timed)
+            shape.by_window.clear()
+
+    def _columns(self, batch: Sequence[bytes]) -> _Columns | None:
+        """Decode a batch and read its columns, or None when it must go line by line."""
+        try:
+            docs = list(map(orjson.loads, batch))
+        except orjson.JSONDecodeError:
+            return None
+        first = docs[0]
+        if type(first) is not dict:
+            return None
+        shape = self._shape(first)
+        if shape is None:
+            return None
+        try:  # KeyError: an object without a key; TypeError: not an object
+            cats = list(map(shape.category, docs))
+            stamps = list(map(shape.timestamp, docs))
+            durations = None if shape.duration is None else list(map(shape.duration, docs))
+        except (KeyError, TypeError):
+            return None
+        return _Columns(shape, docs, cats, stamps, durations)
+
+    def _shape(self, first: dict[str, Any]) -> Shape | None:
+        signature = tuple(first)
+        if signature not in self._shapes:
+            self._shapes[signature] = shape_of(first, self._names)
+        return self._shapes[signature]
+
+    # --- windows ------------------------------------------------------------------------------
+
+    def _windows(self, stamps: list[object], flags: dict[int, str]) -> int | list[int]:
+        """The batch's one window, or each line's; a line flagged here gets window 0."""
+        seconds = self._seconds
+        found: int | list[int | None] | None = None
+        if self._iso_first and type(stamps[0]) is str:
+            found = seconds.windows_of(cast(list[str], stamps))
+        if type(found) is int:
+            return found
+        if found is None:
+            iso = self._iso_first
+            found = [seconds.window_of(s) if iso and type(s) is str else None for s in stamps]
+        windows = cast(list[int | None], found)
+        if None in windows:
+            for i, window in enumerate(windows):
+                if window is None:
+                    windows[i] = self._parsed_window(stamps[i], i, flags)
+        return cast(list[int], windows)
+
+    def _parsed_window(self, value: object, i: int, flags: dict[int, str]) -> int:
+        """The window of a timestamp parsed in full, or 0 with the line flagged."""
+        bounds = self._bounds
+        if value is None:  # the general path looks for the timestamp under other keys
+            flags[i] = GENERAL
+            return 0
+        try:
+            when = self._builder.timestamp(value)
+        except FieldError:
+            flags[i] = GENERAL
+            return 0
+        if when > bounds.latest or when < bounds.oldest:
+            flags.setdefault(i, "future_timestamp" if when > bounds.latest else "too_old")
+            return 0
+        return math.floor(when.timestamp() / self._folder.window_s)
+
+    # --- durations ------------------------------------------------------------------------------
+
+    def _durations(
+        self, durations: list[object] | None, shape: Shape, flags: dict[int, str]
+    ) -> Iterable[float | None]:
+        """Durations in milliseconds, checked as ``fields.coerce_duration_ms`` checks them."""
+        if durations is None:
+            return _UNTIMED
+        unit = self._unit_ms
+        types = set(map(type, durations))
+        if types == {_FLOAT}:
+            floats = cast(list[float], durations)
+            if min(floats) >= 0.0 and max(floats) <= self._max_duration:
+                return floats if unit == 1.0 else list(map(operator.mul, floats, repeat(unit)))
+        elif types <= {_INT, _FLOAT} and (unit == 1.0 or types == {_INT}):
+            millis = list(map(float, cast(list[float], durations)))
+            if unit != 1.0:
+                millis = list(map(operator.mul, millis, repeat(unit)))
+            if min(millis) >= 0.0 and max(millis) <= LONGEST_DURATION_MS:
+                return millis
+        return self._durations_one_by_one(durations, shape, flags)
+
+    def _durations_one_by_one(
+        self, durations: list[object], shape: Shape, flags: dict[int, str]
+    ) -> list[float | None]:
+        unit, longest = self._unit_ms, self._max_duration
+        values: list[float | None] = []
+        for i, value in enumerate(durations):
+            millis: float | None = None
+            if type(value) is float and 0.0 <= value <= longest:
+                millis = value * unit
+            elif type(value) is int and 0.0 <= float(value) * unit <= LONGEST_DURATION_MS:
+                millis = float(value) * unit
+            elif value is not None or "duration" in shape.further:
+                flags[i] = GENERAL
+            values.append(millis)
+        return values
+
+    # --- grouping -------------------------------------------------------------------------------
+
+    def _group(
+        self,
+        shape: Shape,
+        cats: list[Category],
+        windows: int | list[int],
+        values: Iterable[float | None],
+        flags: dict[int, str],
+    ) -> bool:
+        """Append each line's duration to its category's list in its window; flag refused lines.
+
+        False, having changed nothing, when a category holds a list or an object
+        (which cannot be a dictionary key): the batch goes line by line.
+        """
+        if type(windows) is int and not flags:
+            return self._append_or_undo(shape, windows, cats, values, flags)
+        try:
+            hash(tuple(cats))
+        except TypeError:
+            return False
+        if flags:
+            self._settle_rejections(shape, cats, flags)
+            cats = list(cats)
+            for i in flags:
+                cats[i] = _FLAGGED
+        if type(windows) is int:
+            self._append(shape, windows, cats, values, flags)
+            return True
+        durations = [None] * len(cats) if values is _UNTIMED else list(values)
+        by_window: dict[int, list[int]] = {}
+        for i, window in enumerate(cast(list[int], windows)):
+            by_window.setdefault(window, []).append(i)
+        for window, rows in by_window.items():
+            picked_cats = [cats[i] for i in rows]
+            picked = [durations[i] for i in rows]
+            self._append(shape, window, picked_cats, picked, flags, rows)
+        return True
+
+    def _append_or_undo(
+        self,
+        shape: Shape,
+        window: int,
+        cats: list[Category],
+        values: Iterable[float | None],
+        flags: dict[int, str],
+    ) -> bool:
+        """``_append``, or nothing at all when a category cannot be hashed (then False).
+
+        Hashing every category beforehand would cost as much as the appending;
+        an unhashable one is rare, so the appends before it are taken back.
+        """
+        lists = shape.by_window[window]
+        known = len(lists)
+        try:
+            self._append(shape, window, cats, values, flags)
+        except TypeError:
+            for cat in cats:
+                try:
+                    hash(cat)
+                except TypeError:
+                    break
+                lists[cat].pop()
+            for cat in list(lists)[known:]:
+                del lists[cat]
+            return False
+        return True
+
+    def _append(
+        self,
+        shape: Shape,
+        window: int,
+        cats: Sequence[Category],
+        values: Iterable[float | None],
+        flags: dict[int, str],
+        rows: Sequence[int] | None = None,
+    ) -> None:
+        lists = shape.by_window[window]
+        known = len(lists)
+        deque(map(list.append, map(lists.__getitem__, cats), values), maxlen=0)
+        lists.pop(_FLAGGED, None)
+        if len(lists) == known:
+            return
+        for cat in list(lists)[known:]:
+            part = shape.parts.get(cat, ...)
+            if part is ...:
+                part = shape.parts[cat] = vet(
+                    shape, cat, self._default_level, mine_severe=self._mine_severe
+                )
+            if part is None:
+                del lists[cat]
+                for j in _positions(cats, cat):
+                    flags[j if rows is None else rows[j]] = GENERAL
+
+    def _settle_rejections(self, shape: Shape, cats: list[Category], flags: dict[int, str]) -> None:
+        """A timestamp out of range rejects a line only if the rest of it is fast-path material."""
+        for i, reason in flags.items():
+            if reason != GENERAL:
+                part = shape.parts.get(cats[i], ...)
+                if part is ...:
+                    part = shape.parts[cats[i]] = vet(
+                        shape, cats[i], self._default_level, mine_severe=self._mine_severe
+                    )
+                if part is None:
+                    flags[i] = GENERAL
+
+
+def _same_keys(shape: Shape, docs: list[dict[str, Any]]) -> bool:
+    """Whether every object has exactly the keys of the shape's first object (see ``Shape``)."""
+    if set(map(len, docs)) != {shape.keys}:
+        return False
+    if shape.others is None:
+        return True
+    try:
+        deque(map(shape.others, docs), maxlen=0)
+    except KeyError:
+        return False
+    return True
+
+
+def _positions(items: Sequence[Category], item: Category) -> list[int]:
+    """Every index of ``item`` in ``items`` (``index`` scans in C)."""
+    found: list[int] = []
+    start = 0
+    while True:
+        try:
+            start = items.index(item, start)
+        except ValueError:
+            return found
+        found.append(start)
+        start += 1

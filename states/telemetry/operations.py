@@ -1,0 +1,113 @@
+"""Per-operation figures of a window, so diagnosis can name the slow or failing operation.
+
+A window's quantiles and error rate say that a component regressed, not
+which of its operations did ("POST /cart" slowed down, "GET /search" did
+not). So each window also keeps, per operation name::
+
+    {"count": n, "errors": e, "total_ms": sum of durations, "max_ms": longest}
+
+``total_ms`` and ``max_ms`` cover the records that carry a duration (0 when
+none does). Records without an operation are not counted here.
+
+The figures are bounded like template counts: the ``TOP_OPERATIONS``
+busiest operations (by count, then name) keep their names and the rest are
+summed under ``OTHER`` (counts, errors and totals added, the largest maximum
+kept), so a window stays small whatever the cardinality of operation names
+(say, paths with ids in them) and its counts still add up. An operation
+literally named ``other`` shares that entry.
+
+``total_ms`` is ``math.fsum`` of a poll's durations: correctly rounded
+whatever order the records arrived in, so every ingestion path (the JSON
+fast path, the general path, the reference ``windows.fold``) gives the same
+figures for the same lines. Polls and instances merge by addition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Final
+
+TOP_OPERATIONS: Final = 50
+OTHER: Final = "other"
+
+Figures = dict[str, float]
+
+
+@dataclass(slots=True)
+class OperationTally:
+    """One operation in one window of a poll, before it becomes ``Figures``.
+
+    Durations are kept as lists (``parts``), a folder's own lists shared
+    rather than copied, and summed once, exactly, when the figures are made.
+    """
+
+    count: int = 0
+    errors: int = 0
+    parts: list[Sequence[float]] = field(default_factory=list)
+
+    def add(self, count: int, errors: int, durations: Sequence[float]) -> None:
+        """Count ``count`` records, ``errors`` of them failed, with these durations."""
+        self.count += count
+        self.errors += errors
+        if durations:
+            self.parts.append(durations)
+
+    def add_record(self, error: bool, duration: float | None) -> None:
+        """Count one record (the reference fold's way: one at a time)."""
+        self.count += 1
+        self.errors += error
+        if duration is not None:
+            self.parts.append((duration,))
+
+    def figures(self) -> Figures:
+        """Count, errors, exact sum and maximum of the durations."""
+        parts = self.parts
+        longest = max(map(max, parts)) if parts else 0.0
+        total = math.fsum(chain.from_iterable(parts))
+        return {"count": self.count, "errors": self.errors, "total_ms": total, "max_ms": longest}
+
+
+def figures_of(tallies: Mapping[str, OperationTally]) -> dict[str, Figures]:
+    """Bounded figures of one window's operation tallies."""
+    return bounded({name: tally.figures() for name, tally in tallies.items()})
+
+
+def bounded(operations: Mapping[str, Figures], limit: int = TOP_OPERATIONS) -> dict[str, Figures]:
+    """The ``limit`` busiest operations by name, the rest (and any ``OTHER``) summed as ``OTHER``."""
+    if len(operations) <= limit and OTHER not in operations:
+        return dict(operations)
+    named = sorted(
+        ((name, entry) for name, entry in operations.items() if name != OTHER),
+        key=lambda item: (-item[1]["count"], item[0]),
+    )
+    kept = dict(named[:limit])
+    rest = [entry for _, entry in named[limit:]]
+    if OTHER in operations:
+        rest.append(operations[OTHER])
+    if rest:
+        kept[OTHER] = _summed(rest)
+    return kept
+
+
+def merge(stored: Mapping[str, Figures], new: Mapping[str, Figures]) -> dict[str, Figures]:
+    """A window's stored figures plus a poll's (or another instance's), bounded again."""
+    total: dict[str, Figures] = dict(stored)
+    for name, entry in new.items():
+        known = total.get(name)
+        total[name] = dict(entry) if known is None else _summed((known, entry))
+    return bounded(total)
+
+
+def _summed(entries: Iterable[Figures]) -> Figures:
+    count = errors = 0
+    parts: list[float] = []
+    longest = 0.0
+    for entry in entries:
+        count += int(entry["count"])
+        errors += int(entry["errors"])
+        parts.append(entry["total_ms"])
+        longest = max(longest, entry["max_ms"])
+    return {"count": count, "errors": errors, "total_ms": math.fsum(parts), "max_ms": longest}

@@ -1,0 +1,180 @@
+"""Each window keeps figures per operation, bounded, on every path, across polls and restarts.
+
+Diagnosis must name the operation that got slow or started failing, so a
+window stores, per operation name, its count, errors, the sum of its
+durations and the longest one. Real log files are polled into a real SQLite
+database; the busiest operations keep their names and the rest are summed
+under ``other``; polls and instances add up; records without an operation
+are not counted; and a data directory written before this column gains it
+when opened.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from states.telemetry import operations
+from states.telemetry.operations import OTHER, TOP_OPERATIONS
+from states.telemetry.records import Record
+from states.telemetry.windows import fold
+from storage import repository as repo
+from storage.tables import WINDOW_COLUMNS_ADDED, WindowRow
+from tests.operator_support import append
+from tests.operator_support import log_line as json_line
+from tests.test_window_templates import Feed, syslog_line
+
+T0 = datetime(2026, 3, 1, 11, 50, tzinfo=UTC)
+
+
+@pytest.fixture
+def json_feed(tmp_path: Path) -> Iterator[Feed]:
+    feed = Feed(tmp_path, "json")
+    yield feed
+    feed.db.dispose()
+
+
+def record(operation: str, duration: float | None = 10.0, status: int = 200) -> Record:
+    return Record(T0, "catalog", operation, duration, status)
+
+
+def log_line(ts: datetime, /, **fields: object) -> str:
+    return json_line(ts, **fields) + "\n"
+
+
+def all_windows(feed: Feed) -> list[WindowRow]:
+    return feed.db.query(
+        lambda s: repo.component_windows(s, "catalog", instance=None, closed_only=False)
+    )
+
+
+# --- the figures ------------------------------------------------------------------------------
+
+
+def test_a_window_counts_each_operation_with_its_errors_total_and_longest() -> None:
+    [part] = fold(
+        [
+            record("GET /x", 10.0),
+            record("GET /x", 30.5, status=503),
+            record("GET /x", None),
+            record("POST /cart", 0.25),
+            record("", 99.0),
+        ],
+        60,
+    ).values()
+    assert part.operations == {
+        "GET /x": {"count": 3, "errors": 1, "total_ms": 40.5, "max_ms": 30.5},
+        "POST /cart": {"count": 1, "errors": 0, "total_ms": 0.25, "max_ms": 0.25},
+    }
+    assert part.count == 5
+
+
+def test_totals_are_exact_sums_whatever_the_order() -> None:
+    values = [0.1] * 10 + [1e-3 * i for i in range(1, 500)] + [1e9]
+    forward = fold([record("GET /x", v) for v in values], 60)
+    backward = fold([record("GET /x", v) for v in reversed(values)], 60)
+    [a], [b] = forward.values(), backward.values()
+    assert a.operations == b.operations
+    assert a.operations["GET /x"]["total_ms"] == math.fsum(values)
+
+
+def test_only_the_busiest_operations_keep_their_names() -> None:
+    records = [
+        record(f"GET /item/{i}", 1.0 + i) for i in range(TOP_OPERATIONS + 20) for _ in range(i + 1)
+    ]
+    [part] = fold(records, 60).values()
+    assert len(part.operations) == TOP_OPERATIONS + 1
+    assert (
+        "GET /item/0" not in part.operations
+        and f"GET /item/{TOP_OPERATIONS + 19}" in part.operations
+    )
+    other = part.operations[OTHER]
+    assert other["count"] == sum(i + 1 for i in range(20))
+    assert other["max_ms"] == 20.0
+    assert sum(entry["count"] for entry in part.operations.values()) == len(records)
+
+
+def test_merging_adds_figures_and_bounds_them_again() -> None:
+    stored = {"a": {"count": 2, "errors": 1, "total_ms": 3.0, "max_ms": 2.0}}
+    new = {
+        "a": {"count": 1, "errors": 0, "total_ms": 5.0, "max_ms": 5.0},
+        "b": {"count": 4, "errors": 4, "total_ms": 1.0, "max_ms": 0.5},
+    }
+    assert operations.merge(stored, new) == {
+        "a": {"count": 3, "errors": 1, "total_ms": 8.0, "max_ms": 5.0},
+        "b": {"count": 4, "errors": 4, "total_ms": 1.0, "max_ms": 0.5},
+    }
+    many = {
+        f"op{i}": {"count": i, "errors": 0, "total_ms": 1.0, "max_ms": 1.0} for i in range(1, 60)
+    }
+    merged = operations.merge(
+        many, {OTHER: {"count": 7, "errors": 1, "total_ms": 2.0, "max_ms": 9.0}}
+    )
+    assert len(merged) == TOP_OPERATIONS + 1
+    assert merged[OTHER] == {
+        "count": 7 + sum(range(1, 10)),
+        "errors": 1,
+        "total_ms": 11.0,
+        "max_ms": 9.0,
+    }
+
+
+# --- stored windows ---------------------------------------------------------------------------
+
+
+def test_polls_and_instances_add_up_in_the_stored_windows(json_feed: Feed) -> None:
+    append(
+        json_feed.log,
+        log_line(T0, operation="GET /x", duration_ms=10.0, instance="web-1")
+        + log_line(
+            T0 + timedelta(seconds=1), operation="GET /x", duration_ms=20.0, instance="web-2"
+        )
+        + log_line(T0 + timedelta(seconds=2), operation="POST /y", status=500, instance="web-2"),
+    )
+    json_feed.poll()
+    append(json_feed.log, log_line(T0 + timedelta(seconds=3), operation="GET /x", duration_ms=40.0))
+    json_feed.poll()
+    json_feed.restart()
+
+    windows = {w.instance: w.operations for w in all_windows(json_feed)}
+    assert windows[""] == {
+        "GET /x": {"count": 3, "errors": 0, "total_ms": 70.0, "max_ms": 40.0},
+        "POST /y": {"count": 1, "errors": 1, "total_ms": 12.3, "max_ms": 12.3},
+    }
+    assert windows["web-2"]["GET /x"] == {"count": 1, "errors": 0, "total_ms": 20.0, "max_ms": 20.0}
+    assert windows["web-1"]["GET /x"]["count"] == 2
+
+
+def test_records_without_an_operation_are_not_counted(tmp_path: Path) -> None:
+    feed = Feed(tmp_path, "syslog")
+    append(feed.log, syslog_line(T0, "Worker 3 started"))
+    feed.poll()
+    [window] = feed.windows()
+    assert (window.count, window.operations) == (1, {})
+    feed.db.dispose()
+
+
+def test_a_data_directory_from_before_operations_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "selfheal.db"
+    feed = Feed(tmp_path, "json")
+    append(feed.log, log_line(T0))
+    feed.poll()
+    feed.db.dispose()
+    with sqlite3.connect(path) as conn:  # the file as the release before operations wrote it
+        conn.execute("ALTER TABLE metric_window DROP COLUMN operations")
+    conn.close()
+    assert [name for name, _ in WINDOW_COLUMNS_ADDED][-1] == "operations"
+
+    feed.restart()
+    append(feed.log, log_line(T0 + timedelta(minutes=2), operation="GET /z"))
+    feed.poll()
+
+    old, new = feed.windows()
+    assert (old.start, old.operations) == (T0, {})
+    assert new.operations == {"GET /z": {"count": 1, "errors": 0, "total_ms": 12.3, "max_ms": 12.3}}
+    feed.db.dispose()
