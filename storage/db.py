@@ -25,7 +25,7 @@ from sqlalchemy.exc import DatabaseError as SADatabaseError
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from storage import tables
+from storage import budget_hours, tables
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
@@ -164,6 +164,7 @@ def _initialise_or_check_version(db: Database) -> None:
             existing = set(inspect(connection).get_table_names())
             if not existing:
                 SQLModel.metadata.create_all(connection)
+                budget_hours.install(connection)
                 session.add(tables.SchemaInfo(version=SCHEMA_VERSION, created_at=datetime.now(UTC)))
                 return
             if "schema_info" not in existing:
@@ -187,12 +188,19 @@ def _initialise_or_check_version(db: Database) -> None:
 def _add_missing_tables(db: Database) -> None:
     """Create tables and window columns added to this schema version since the file was made.
 
-    Nothing else is ever altered: the additions are new tables and JSON columns
-    with an empty default, which an earlier release never reads.
+    Nothing else is ever altered: the additions are new tables (the hourly
+    budget totals with their triggers and the sums of the windows already
+    there) and JSON columns with an empty default, which an earlier release
+    never reads.
     """
     if set(SQLModel.metadata.tables) > set(inspect(db._writer).get_table_names()):
         with db.write() as session:
-            SQLModel.metadata.create_all(session.connection(), checkfirst=True)
+            connection = session.connection()
+            # Asked again under the write lock: another process may have just added it.
+            summed = inspect(connection).has_table(budget_hours.TABLE)
+            SQLModel.metadata.create_all(connection, checkfirst=True)
+            if not summed:
+                budget_hours.install(connection)
     window = tables.WindowRow.__tablename__
     present = {c["name"] for c in inspect(db._writer).get_columns(window)}
     if {name for name, _ in tables.WINDOW_COLUMNS_ADDED} - present:

@@ -10,12 +10,12 @@ and never open a new one.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from states.context import BeatContext, BeatResult
 from states.detect import lifecycle, signals
-from states.detect.budget import budget_report, longest_window_s
+from states.detect.budget import stored_report
 from states.detect.judgement import (
     Finding,
     Objectives,
@@ -75,9 +75,7 @@ class DetectorStates:
 
 
 def _burn(session: Session, settings: Settings, window: WindowRow) -> Finding | None:
-    since = window.end - timedelta(seconds=longest_window_s(settings))
-    recent = repo.component_windows(session, window.component, since=since, until=window.end)
-    report = budget_report(settings, window.component, [*recent, window], window.end)
+    report = stored_report(session, settings, window.component, window.end)
     return burn_finding(window.component, report) if report else None
 
 
