@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, union_all
+from sqlalchemy import BindParameter, bindparam, delete, func, union_all
 from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
@@ -51,17 +51,10 @@ class BudgetHourRow(SQLModel, table=True):
     windows: int = 0
 
 
-def hour_of(end: datetime) -> datetime:
-    """The hour a window ending at ``end`` is summed in: ``h`` with ``h < end <= h + 1 h``."""
-    end = end.astimezone(UTC)
-    floor = end.replace(minute=0, second=0, microsecond=0)
-    return floor - HOUR if floor == end else floor
-
-
 def _hour_sql(end: str) -> str:
-    """``hour_of`` in SQL, over the stored text ``YYYY-MM-DD HH:MM:SS.ffffff`` of a window end.
+    """The hour ``h`` with ``h < end <= h + 1 h``, from the stored text of a window end.
 
-    Written on the text, not with SQLite's date functions, which read only
+    The text is ``YYYY-MM-DD HH:MM:SS.ffffff``. Written on the text, not with SQLite's date functions, which read only
     milliseconds: an end exactly on the hour (minutes, seconds and fraction
     all zero) belongs to the hour before.
     """
@@ -127,29 +120,64 @@ def _floor_hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def _windows_ending(
-    component: str, after: datetime, until: datetime, widest: timedelta
-) -> tuple[ColumnElement[bool], ...]:
-    # The bound on start lets the (component, instance, start) index find the few windows.
+def _at(name: str) -> BindParameter[datetime]:
+    return bindparam(name, type_=UTCDateTime)
+
+
+def _windows_ending(edge: str) -> tuple[ColumnElement[bool], ...]:
+    """The windows ending in (``<edge>_after``, ``<edge>_until``].
+
+    ``<edge>_reach`` bounds their start (``_after`` less the widest window),
+    so the (component, instance, start) index finds the few windows.
+    """
     return (
-        col(WindowRow.component) == component,
+        col(WindowRow.component) == bindparam("component"),
         col(WindowRow.instance) == "",
         col(WindowRow.closed).is_(True),
-        col(WindowRow.start) >= after - widest,
-        col(WindowRow.start) < until,
-        col(WindowRow.end) > after,
-        col(WindowRow.end) <= until,
+        col(WindowRow.start) >= _at(f"{edge}_reach"),
+        col(WindowRow.start) < _at(f"{edge}_until"),
+        col(WindowRow.end) > _at(f"{edge}_after"),
+        col(WindowRow.end) <= _at(f"{edge}_until"),
     )
 
 
-def _whole_hours(
-    component: str, first: datetime, last: datetime
-) -> tuple[ColumnElement[bool], ...]:
+def _whole_hours() -> tuple[ColumnElement[bool], ...]:
+    """The hours from ``first`` up to, not including, ``last``."""
     return (
-        col(BudgetHourRow.component) == component,
-        col(BudgetHourRow.hour) >= first,
-        col(BudgetHourRow.hour) < last,
+        col(BudgetHourRow.component) == bindparam("component"),
+        col(BudgetHourRow.hour) >= _at("first"),
+        col(BudgetHourRow.hour) < _at("last"),
     )
+
+
+# Built once, since a budget asks for several spans per judged window: whole
+# hours plus the windows of the partial hours either side.
+_WINDOWS = select_columns(col(WindowRow.count), col(WindowRow.errors))
+_HOURS = select_columns(col(BudgetHourRow.requests), col(BudgetHourRow.errors))
+_PARTS = union_all(
+    _HOURS.where(*_whole_hours()),
+    _WINDOWS.where(*_windows_ending("older")),
+    _WINDOWS.where(*_windows_ending("newer")),
+).subquery()
+_SUMMED = select(func.coalesce(func.sum(_PARTS.c[0]), 0), func.coalesce(func.sum(_PARTS.c[1]), 0))
+
+
+def _span_params(after: datetime, until: datetime, widest: timedelta) -> dict[str, datetime]:
+    first, last = _ceil_hour(after), _floor_hour(until)
+    if first >= last:  # no whole hour: every window from the table, nothing from the hours
+        first = last = older_until = newer_after = until
+    else:
+        older_until, newer_after = first, last
+    return {
+        "first": first,
+        "last": last,
+        "older_after": after,
+        "older_until": older_until,
+        "older_reach": after - widest,
+        "newer_after": newer_after,
+        "newer_until": until,
+        "newer_reach": newer_after - widest,
+    }
 
 
 def request_totals(
@@ -164,21 +192,8 @@ def request_totals(
     after, until = after.astimezone(UTC), until.astimezone(UTC)
     if until <= after:
         return 0, 0
-    first, last = _ceil_hour(after), _floor_hour(until)
-    widest = timedelta(seconds=widest_s)
-    windows = select_columns(col(WindowRow.count), col(WindowRow.errors))
-    if first >= last:
-        parts = [windows.where(*_windows_ending(component, after, until, widest))]
-    else:
-        hours = select_columns(col(BudgetHourRow.requests), col(BudgetHourRow.errors))
-        parts = [hours.where(*_whole_hours(component, first, last))]
-        if after < first:
-            parts.append(windows.where(*_windows_ending(component, after, first, widest)))
-        if last < until:
-            parts.append(windows.where(*_windows_ending(component, last, until, widest)))
-    requests, errors = union_all(*parts).subquery().c
-    total = select(func.coalesce(func.sum(requests), 0), func.coalesce(func.sum(errors), 0))
-    summed = session.exec(total).one()  # exec: pending windows are flushed first
+    params = {"component": component, **_span_params(after, until, timedelta(seconds=widest_s))}
+    summed = session.exec(_SUMMED, params=params).one()  # exec: pending windows flushed first
     return int(summed[0]), int(summed[1])
 
 
