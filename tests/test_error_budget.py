@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,7 @@ from storage.db import Database, open_database
 from storage.tables import AnomalyRow, WindowRow
 from tests.support.cli import run_cli
 from tests.support.clocks import SteppedClock
+from tests.support.daemon import Daemon
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -395,18 +397,38 @@ def test_a_period_longer_than_window_retention_is_no_warning() -> None:
     assert coverage_warnings(settings) == []
 
 
-def test_check_prints_the_warning(tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
+def short_retention_config(root: Path) -> Path:
+    config = root / "config.toml"
     config.write_text(
-        '[telemetry]\nretention_s = 7200.0\n[deploy]\nkind = "command"\n'
+        f'[agent]\ndata_dir = "{root / "data"}"\n[telemetry]\nretention_s = 7200.0\n'
+        '[deploy]\nkind = "command"\n'
         '[deploy.command]\ntargets = ["t1"]\ndeploy = ["true"]\nversion = ["true"]\n'
     )
+    return config
 
-    done = run_cli(config, "--data-dir", str(tmp_path / "data"), "check")
+
+def test_check_prints_the_warning(tmp_path: Path) -> None:
+    done = run_cli(short_retention_config(tmp_path), "check")
 
     assert done.returncode == 0, done.stderr
     assert "warning: detect.burn_rate_pairs 'slow'" in done.stdout
     assert "telemetry.retention_s = 7200 s" in done.stdout
+
+
+def test_the_daemon_logs_the_warning_when_it_starts(tmp_path: Path) -> None:
+    daemon = Daemon(short_retention_config(tmp_path), tmp_path / "daemon.log").start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any(e.get("event") == "daemon started" for e in daemon.events()):
+            assert daemon.running() and time.monotonic() < deadline, daemon.log_tail()
+            time.sleep(0.2)
+    finally:
+        assert daemon.stop() == 0, daemon.log_tail()
+
+    [warning] = [e for e in daemon.events() if e.get("event") == "configuration"]
+    assert warning["level"] == "warning"
+    assert "detect.burn_rate_pairs 'slow'" in warning["problem"]
+    assert "telemetry.retention_s = 7200 s" in warning["problem"]
 
 
 # --- one severity table ---------------------------------------------------------------------------
