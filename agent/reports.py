@@ -122,6 +122,7 @@ def _cycle_brief(c: CycleRow) -> dict[str, Any]:
         "closed_at": _iso(c.closed_at),
         "outcome": c.outcome,
         "suspect_commit": c.summary.get("suspect_commit"),
+        "root_component": c.summary.get("root_component"),
         "file": c.summary.get("file"),
         "line": c.summary.get("line"),
         "confidence": c.confidence,
@@ -203,9 +204,10 @@ def render_status(data: dict[str, Any]) -> str:
         c = data["cycle"]
         lines.append(f"cycle: {c['id']} {c['component']} {c['category']}/{c['metric']}")
         if c["suspect_commit"]:
-            lines.append(
-                f"  suspect: {c['suspect_commit'][:12]} {c['file']}:{c['line']} (confidence {c['confidence']:.2f})"
-            )
+            root = c["root_component"]
+            behind = f" in {root}" if root and root != c["component"] else ""
+            where = f"{c['suspect_commit'][:12]} {c['file']}:{c['line']}"
+            lines.append(f"  suspect{behind}: {where} (confidence {c['confidence']:.2f})")
     if data["current_beat"]:
         b = data["current_beat"]
         extra = f" until {b['not_before']} ({b['wait_reason']})" if b["not_before"] else ""

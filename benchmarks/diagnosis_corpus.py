@@ -197,6 +197,8 @@ PLAIN: dict[str, tuple[str, ...]] = {
         'log.debug("retrying %s", {p})',
         "_SEEN.add({p})",
         "count = int({p})",
+        "{a} = [x for x in {a} if x.{field} in ALLOWED]",  # a set: no quadratic scan
+        "mean = total / len({a}) if {a} else 0.0",  # guarded: no division by zero
     ),
     "java": (
         "{a} = {a}.stream().filter(x -> x.{field}() > {n}).toList();",
@@ -210,6 +212,8 @@ PLAIN: dict[str, tuple[str, ...]] = {
         'log.debug("retrying {{}}", {p});',
         "SEEN.add({p});",
         "int count = Integer.parseInt({p});",
+        "{a} = {a}.stream().filter(x -> ALLOWED.contains(x.{field}())).toList();",
+        "long mean = {a}.isEmpty() ? 0 : total / {a}.size();",
     ),
     "javascript": (
         "{a} = {a}.filter((x) => x.{field} > {n});",
@@ -223,6 +227,8 @@ PLAIN: dict[str, tuple[str, ...]] = {
         'log.debug("retrying", {p});',
         "SEEN.add({p});",
         "const count = Number.parseInt({p}, 10);",
+        "{a} = {a}.filter((x) => ALLOWED.includes(x.{field}));",
+        "const mean = {a}.length ? total / {a}.length : 0;",
     ),
 }
 REGRESSIONS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -231,18 +237,18 @@ REGRESSIONS: dict[str, dict[str, tuple[str, ...]]] = {
             '{a} = [db.query("SELECT * FROM {table} WHERE id = ?", x.id) for x in {a}]',
             '{a} = sorted(db.query("SELECT * FROM {table}"), key=lambda x: x.{field})',
             "time.sleep(RETRY_BACKOFF_S * len({a}))",
-            "{a} = [x for x in {a} if x.{field} in {a}]",  # no lexical cue: quadratic
+            "{a} = [x for x in {a} if x.{field} in {a}]",  # a list searched per item
         ),
         "errors": (
             "price = {a}[0].prices[{p}.currency]",
             'if {p}.{field} is None: raise ValueError("{noun} without {field}")',
             '{noun}_id = int(str({p}).split(":")[1])',
-            "average = total / len({a})",  # no lexical cue: empty lists divide by zero
+            "average = total / len({a})",  # empty lists divide by zero
         ),
         "memory": (
             "_CACHE[{p}] = list({a})",
             "HISTORY.append(({p}, {a}))",
-            "{a} = [x for x in {a} for _ in range({n})]",  # no lexical cue: copies
+            "{a} = [x for x in {a} for _ in range({n})]",  # copies: no lexical cue
         ),
     },
     "java": {

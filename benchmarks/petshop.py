@@ -6,6 +6,9 @@ random order (averaged over seeds), N-Sigma (largest z-score after the onset)
 and graph traversal from the front to the deepest anomalous component — with
 the same normal period, the same metrics and the same scoring: AC@1, AC@3 and
 Avg@5 per traffic scenario and overall.  Prints the table and writes it as JSON.
+Two more rows show what the ranking is worth to an agent that was given no
+call graph: on the graph it learns from co-movement (``selfheal_learned``)
+and on none at all (``selfheal_no_graph``).
 
 Each issue holds five 5-minute rows; the alert fires between the second and
 the third, so rows from the third on are the incident.  The normal period is
@@ -38,6 +41,8 @@ import numpy as np
 from states.diagnose.callgraph import Graph
 from states.diagnose.components import RankingSettings, rank_components
 from states.diagnose.deviations import ComponentWindow, DeviationSettings, FloatArray
+from states.diagnose.localization import learned_graph
+from states.settings import DiagnoseSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "petshop"
@@ -53,6 +58,9 @@ SYMPTOMS: Mapping[str, float] = {
     "availability/Average": -1.0,
 }
 SELFHEAL = RankingSettings(deviation=DeviationSettings(directions=SYMPTOMS))
+# The agent's defaults for learning who calls whom when no ``calls`` are configured.
+COMOVEMENT_MIN_WINDOWS = DiagnoseSettings().comovement_min_windows
+COMOVEMENT_MIN_CORRELATION = DiagnoseSettings().comovement_min_correlation
 
 Table = dict[str, list[list[float]]]
 Ranker = Callable[["Incident"], list[str]]
@@ -172,6 +180,19 @@ def load_scenario(data: Path, scenario: str, splits: Sequence[str] = ("test",)) 
 def selfheal_ranking(incident: Incident) -> list[str]:
     """selfheal's ranking with the graph from configuration."""
     graph: Graph = incident.graph
+    ranked = rank_components(incident.window, incident.front, SELFHEAL, graph)
+    return [r.component for r in ranked]
+
+
+def selfheal_without_graph(incident: Incident) -> list[str]:
+    """selfheal's ranking as the agent runs it with no graph configured and none learned."""
+    return [r.component for r in rank_components(incident.window, incident.front, SELFHEAL)]
+
+
+def selfheal_learned_graph(incident: Incident) -> list[str]:
+    """selfheal's ranking on the graph the agent learns from co-movement without ``calls``."""
+    learned = learned_graph(incident.window, COMOVEMENT_MIN_WINDOWS, COMOVEMENT_MIN_CORRELATION)
+    graph: Graph | None = learned.calls if learned.basis == "learned" else None
     ranked = rank_components(incident.window, incident.front, SELFHEAL, graph)
     return [r.component for r in ranked]
 
@@ -303,6 +324,8 @@ def evaluate_random(incidents: Sequence[Incident]) -> dict[str, dict[str, float]
 
 METHODS: dict[str, Ranker] = {
     "selfheal": selfheal_ranking,
+    "selfheal_learned": selfheal_learned_graph,
+    "selfheal_no_graph": selfheal_without_graph,
     "nsigma": nsigma_ranking,
     "graph_traversal": graph_ranking,
 }
@@ -332,15 +355,15 @@ def run(data: Path, splits: Sequence[str] = ("test",)) -> dict[str, object]:
 def format_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
     """Methods as rows, scenario x score as columns."""
     groups = [*SCENARIOS, "overall"]
-    header = f"{'method':16s}" + "".join(f"{g[:17]:>19s}" for g in groups)
-    sub = f"{'':16s}" + "".join(f"{'AC@1  AC@3 Avg@5':>19s}" for _ in groups)
+    header = f"{'method':18s}" + "".join(f"{g[:17]:>19s}" for g in groups)
+    sub = f"{'':18s}" + "".join(f"{'AC@1  AC@3 Avg@5':>19s}" for _ in groups)
     lines = [header, sub]
     for method, per_group in results.items():
         cells = "".join(
             "   " + " ".join(f"{per_group[g][m]:5.2f}" for m in ("AC@1", "AC@3", "Avg@5"))
             for g in groups
         )
-        lines.append(f"{method:16s}{cells}")
+        lines.append(f"{method:18s}{cells}")
     return "\n".join(lines)
 
 

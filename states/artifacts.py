@@ -91,20 +91,52 @@ class SuspectEntry(_Model):
 
 
 class Candidate(_Model):
-    """One fix to try, in order."""
+    """One fix to try, in order, and what it is believed to fix.
+
+    ``component`` and ``category`` say where the cause is thought to be and of
+    what kind; ``confidence`` is the calibrated probability that the candidate's
+    commit is the culprit, with each feature's contribution in ``features``.
+    Artifacts written before these fields existed read back with their defaults.
+    """
 
     strategy: Literal["revert_commit", "redeploy_version"]
+    component: str | None = None
+    category: str | None = None
     commit: str | None = None
     version: str | None = None
     file: str | None = None
     line: int | None = None
+    confidence: float | None = None
+    features: dict[str, float] = Field(default_factory=dict)
     reason: str = ""
 
 
-class DiagnosisArtifact(_Artifact):
-    """Where the cause is, how sure the agent is, and what it will try."""
+class ComponentEntry(_Model):
+    """One component ranked as a possible root cause, with each feature's contribution."""
 
     component: str
+    score: float
+    metric: str = Field(
+        description="The metric whose shift counted most (another kind than the front's counts half)."
+    )
+    anomalous: bool
+    contributions: dict[str, float]
+
+
+class DiagnosisArtifact(_Artifact):
+    """Where the cause is, how sure the agent is, and what it will try.
+
+    ``component`` is where the anomaly was seen; ``root_component`` the
+    component whose code was diagnosed (the highest-ranked anomalous one of
+    ``components``, else the same), with the ranking's reasons in ``evidence``.
+    """
+
+    component: str
+    root_component: str | None = None
+    components: list[ComponentEntry] = Field(default_factory=list)
+    call_graph: Literal["configured", "learned", "none", ""] = Field(
+        default="", description="How the call graph ranking the components was known."
+    )
     category: str
     metric: str
     onset: datetime

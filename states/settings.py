@@ -196,6 +196,10 @@ class ComponentSettings(_Section):
     logs: LogDetection = Field(
         default_factory=LogDetection, description="New error templates and template spikes."
     )
+    calls: list[str] = Field(
+        default_factory=list,
+        description="Components this one calls (the call graph diagnosis ranks components on).",
+    )
 
     @field_validator("gauges")
     @classmethod
@@ -294,6 +298,20 @@ class DiagnoseSettings(_Section):
         le=100,
         description="Stack frames whose lines are blamed at the running revision.",
     )
+    history_windows: int = Field(
+        default=120,
+        ge=10,
+        description="Windows before onset read to rank components and learn who calls whom.",
+    )
+    comovement_min_windows: int = Field(
+        default=20, ge=3, description="Windows two components must share to be linked."
+    )
+    comovement_min_correlation: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Latency correlation from which two components count as caller and callee.",
+    )
 
 
 class ValidateSettings(_Section):
@@ -389,6 +407,23 @@ class Settings(_Section):
                     "([[components.<name>.gauges]])"
                 )
         return self
+
+    @field_validator("components")
+    @classmethod
+    def _calls_name_components(
+        cls, components: dict[str, ComponentSettings]
+    ) -> dict[str, ComponentSettings]:
+        for name, settings in components.items():
+            for callee in settings.calls:
+                if callee == name:
+                    raise ValueError(f"components.{name}.calls names the component itself")
+                if callee not in components:
+                    known = ", ".join(sorted(components))
+                    raise ValueError(
+                        f"components.{name}.calls names {callee!r}, which is not a configured "
+                        f"component (configured: {known}); add a [components.{callee}] table"
+                    )
+        return components
 
     def component(self, name: str) -> ComponentSettings:
         """A component's settings, or the defaults for one not named in the config."""

@@ -53,6 +53,20 @@ def is_transient_lock_error(exc: BaseException) -> bool:
     return "database is locked" in text or "database table is locked" in text or "busy" in text
 
 
+def retrying(policy: RetryPolicy, action: Callable[[], T]) -> T:
+    """Run ``action``, retrying transient lock errors (and nothing else) as ``policy`` allows."""
+    delay = policy.first_delay_s
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return action()
+        except OperationalError as exc:
+            if not is_transient_lock_error(exc) or attempt == policy.attempts:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, policy.max_delay_s)
+    raise AssertionError("unreachable: the loop returns or raises")
+
+
 def _configure_connection(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     # Let SQLAlchemy's "begin" event decide how transactions start.
     dbapi_conn.isolation_level = None
@@ -120,17 +134,11 @@ class Database:
         session_of: Callable[[], AbstractContextManager[Session]],
         work: Callable[[Session], T],
     ) -> T:
-        delay = self.retry.first_delay_s
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                with session_of() as session:
-                    return work(session)
-            except OperationalError as exc:
-                if not is_transient_lock_error(exc) or attempt == self.retry.attempts:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, self.retry.max_delay_s)
-        raise AssertionError("unreachable: the loop returns or raises")
+        def attempt() -> T:
+            with session_of() as session:
+                return work(session)
+
+        return retrying(self.retry, attempt)
 
     def dispose(self) -> None:
         """Close every pooled connection (before fork, exit, or in tests)."""
@@ -215,7 +223,9 @@ def open_database(path: Path) -> Database:
         _check_integrity(path)
     db = Database(path)
     try:
-        _initialise_or_check_version(db)
+        # A process opening a new file while another creates it can meet a lock
+        # that SQLite reports without waiting (switching the file to WAL).
+        retrying(db.retry, lambda: _initialise_or_check_version(db))
     except SADatabaseError as exc:
         db.dispose()
         raise StorageError(f"{path} could not be opened: {exc.orig}") from exc

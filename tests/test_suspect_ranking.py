@@ -86,10 +86,12 @@ def test_facts_from_git_feed_their_features() -> None:
         assert features[name] == FEATURE_WEIGHTS[name], name
 
 
-def test_a_function_an_operation_only_reaches_counts_half() -> None:
+def test_a_function_an_operation_only_reaches_counts_three_quarters() -> None:
     facts = CommitFacts(reached_functions=frozenset({"shop/db.py:query"}))
     features = commit_features(commit("a1", "shop/db.py"), NOTHING, 0, 1, facts)
-    assert features["touches_named_functions"] == FEATURE_WEIGHTS["touches_named_functions"] / 2
+    assert features["touches_named_functions"] == pytest.approx(
+        0.75 * FEATURE_WEIGHTS["touches_named_functions"]
+    )
 
 
 def test_a_commit_touching_a_learned_patterns_files_gets_the_prior() -> None:
@@ -103,6 +105,12 @@ def test_a_commit_touching_a_learned_patterns_files_gets_the_prior() -> None:
 )
 def test_recency_falls_linearly_from_the_newest(position: int, total: int, recency: float) -> None:
     assert commit_features(commit("a1"), NOTHING, position, total)["recency"] == recency
+
+
+def test_commits_of_the_release_deployed_at_onset_are_not_ordered_by_recency() -> None:
+    release = SuspectEvidence(deployed_commits=frozenset({"a1", "b2"}))
+    assert commit_features(commit("a1"), release, 0, 2)["recency"] == 0.0
+    assert commit_features(commit("c3"), release, 0, 2)["recency"] == FEATURE_WEIGHTS["recency"]
 
 
 def test_under_paths_matches_the_path_itself_or_inside_it_only() -> None:

@@ -9,6 +9,7 @@ an agent restart.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -17,8 +18,13 @@ from typing import Any
 MAD_TO_SIGMA = math.sqrt(math.pi / 2.0)
 
 
+@functools.cache
 def smoothing_factor(half_life: float) -> float:
-    """EW smoothing factor whose weights halve every ``half_life`` points."""
+    """EW smoothing factor whose weights halve every ``half_life`` points.
+
+    Cached: every baseline asks for its factor at every point, from a handful
+    of half-lives.
+    """
     return 1.0 - math.pow(0.5, 1.0 / half_life)
 
 
@@ -100,24 +106,47 @@ class EwMean:
 
 @dataclass
 class SeasonalProfile:
-    """Typical offset from the level for each slot of a season, learned online."""
+    """Typical offset from the level for each slot of a season, learned online.
+
+    ``seen`` counts the points learned into each slot (it sets the learning
+    rate); ``visits`` counts the separate passes through each slot (each day of
+    a daily profile), so a caller can wait until a slot has been seen on more
+    than one occasion.
+    """
 
     half_life: float
     slots: int
+    period_seconds: float
     offsets: list[float] = field(default_factory=list)
     seen: list[int] = field(default_factory=list)
+    visits: list[int] = field(default_factory=list)
+    last_pass: int | None = None
 
     def __post_init__(self) -> None:
         if not self.offsets:
             self.offsets = [0.0] * self.slots
             self.seen = [0] * self.slots
+            self.visits = [0] * self.slots
 
-    def offset(self, slot: int) -> float:
-        """Learned offset of ``slot`` (zero until the slot has been seen)."""
-        return self.offsets[slot]
+    def pass_at(self, epoch_seconds: float) -> int:
+        """Which pass through which slot a UTC timestamp falls in (its slot is this mod ``slots``)."""
+        return slot_pass(epoch_seconds, self.period_seconds, self.slots)
 
-    def learn(self, slot: int, deviation: float) -> None:
-        """Blend a new deviation from the level into ``slot``."""
+    def offset(self, at_pass: int) -> float | None:
+        """Learned offset of the slot of ``at_pass`` (None until that slot has been seen)."""
+        slot = at_pass % self.slots
+        return self.offsets[slot] if self.seen[slot] else None
+
+    def earlier_visits(self, at_pass: int) -> int:
+        """Passes through the slot of ``at_pass`` before this one."""
+        return self.visits[at_pass % self.slots] - (at_pass == self.last_pass)
+
+    def learn(self, at_pass: int, deviation: float) -> None:
+        """Blend a deviation from the level observed during ``at_pass`` into its slot."""
+        slot = at_pass % self.slots
+        if at_pass != self.last_pass:
+            self.visits[slot] += 1
+            self.last_pass = at_pass
         seen = self.seen[slot]
         rate = max(smoothing_factor(self.half_life), 1.0 / (seen + 1))
         self.offsets[slot] += rate * (deviation - self.offsets[slot])
@@ -129,8 +158,23 @@ class SeasonalProfile:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SeasonalProfile:
-        """Rebuild a profile dumped by ``to_state``."""
-        return cls(**state)
+        """Rebuild a profile dumped by ``to_state``; ValueError if its lists do not fit its slots."""
+        profile = cls(**state)
+        lengths = {len(profile.offsets), len(profile.seen), len(profile.visits)}
+        if lengths != {profile.slots}:
+            raise ValueError(f"a profile of {profile.slots} slots holds lists of {sorted(lengths)}")
+        return profile
+
+
+def slot_pass(epoch_seconds: float, period_seconds: float, slots: int) -> int:
+    """How many slot-long spans of a season have begun since the epoch.
+
+    Consecutive points share a number while they stay in one pass through one
+    slot.  The product is taken before the division so that a timestamp on a
+    slot boundary (01:00 for hourly slots) is an exact multiple and lands in
+    the slot it starts, not the one before.
+    """
+    return math.floor(epoch_seconds * slots / period_seconds)
 
 
 def season_slot(epoch_seconds: float, period_seconds: float, slots: int) -> int:
@@ -139,7 +183,7 @@ def season_slot(epoch_seconds: float, period_seconds: float, slots: int) -> int:
     Epoch 0 fell on a Thursday; a weekly season therefore starts on Thursday 00:00,
     which does not matter as long as the slot is the same every week.
     """
-    return int((epoch_seconds % period_seconds) / period_seconds * slots) % slots
+    return slot_pass(epoch_seconds, period_seconds, slots) % slots
 
 
 def normal_tail(z: float) -> float:

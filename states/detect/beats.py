@@ -5,13 +5,17 @@ in it: objectives, the learned baseline, the streaming score and burn rates
 on its requests; the leak detector on watched gauges and the log detectors
 on mined templates (``signals``). How anomalies persist, heal and re-open is
 ``lifecycle``. Windows that fall inside a finished cycle are attributed to it
-and never open a new one.
+and never open a new one.  A series whose saved detector state this release
+cannot read (written by an older release, or damaged) starts afresh, and the
+reset is logged once with the series and the reason; it never fails the beat.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+
+import structlog
 
 from states.context import BeatContext, BeatResult
 from states.detect import lifecycle, signals
@@ -23,7 +27,7 @@ from states.detect.judgement import (
     burn_finding,
     judge,
 )
-from states.detect.streaming import MetricDetector
+from states.detect.streaming import DetectorStateError, MetricDetector
 from states.facts import in_cooldown, incident_candidate
 from states.registry import beat
 from states.settings import Settings
@@ -33,6 +37,8 @@ from storage.tables import DetectorStateRow, WindowRow
 
 # The metrics judged on a window's requests (only with enough of them).
 REQUEST_METRICS = frozenset({"p95_ms", "error_rate", "error_budget_burn"})
+
+log = structlog.get_logger("selfheal.detect")
 
 
 def _objectives(settings: Settings, component: str) -> Objectives:
@@ -59,10 +65,21 @@ class DetectorStates:
         """Feed one point to the series' detector and return its score."""
         detector = self._loaded.get(key)
         if detector is None:
-            row = self._session.get(DetectorStateRow, key)
-            detector = MetricDetector.from_state(row.state) if row else MetricDetector()
-            self._loaded[key] = detector
+            detector = self._loaded[key] = self._restore(key)
         return detector.update(at, value)
+
+    def _restore(self, key: str) -> MetricDetector:
+        """The series' saved detector, or a fresh one if there is none or it cannot be read."""
+        row = self._session.get(DetectorStateRow, key)
+        if row is None:
+            return MetricDetector()
+        try:
+            return MetricDetector.from_state(row.state)
+        except DetectorStateError as error:
+            log.warning(
+                "detector state reset", series=key, points_lost=row.points, reason=str(error)
+            )
+            return MetricDetector()
 
     def save(self) -> None:
         """Persist every detector touched, in the caller's transaction."""

@@ -23,7 +23,7 @@ _ABSOLUTE_FLOOR = 1e-9
 _RELATIVE_FLOOR = 1e-4
 
 
-@dataclass
+@dataclass(slots=True)
 class RangeRecord:
     """Highest and lowest value of one view; reports values that clear them."""
 
@@ -41,19 +41,23 @@ class RangeRecord:
         ``centre`` is where the range relaxes to (the series' level, or zero for
         views that are deviations).
         """
-        if not self.count:
+        count, high, low = self.count, self.high, self.low
+        if not count:
             self.high = self.low = value
             self.count = 1
             return 0.0
-        width = max(self.high - self.low, _ABSOLUTE_FLOOR + _RELATIVE_FLOOR * abs(centre))
+        width = max(high - low, _ABSOLUTE_FLOOR + _RELATIVE_FLOOR * abs(centre))
         margin = self.tolerance * width + _ABSOLUTE_FLOOR
-        beyond = value - self.high
-        if not self.upward_only:
-            beyond = max(beyond, self.low - value)
-        cleared = beyond / margin if self.count >= self.warmup and beyond > margin else 0.0
-        self.high = max(value, centre + (self.high - centre) * self.keep)
-        self.low = min(value, centre + (self.low - centre) * self.keep)
-        self.count += 1
+        beyond = value - high
+        if not self.upward_only and low - value > beyond:
+            beyond = low - value
+        cleared = beyond / margin if count >= self.warmup and beyond > margin else 0.0
+        keep = self.keep
+        # max()/min() spelled out: the same result (NaN included), without two calls per point.
+        relaxed_high, relaxed_low = centre + (high - centre) * keep, centre + (low - centre) * keep
+        self.high = relaxed_high if relaxed_high > value else value
+        self.low = relaxed_low if relaxed_low < value else value
+        self.count = count + 1
         return cleared
 
     def to_state(self) -> dict[str, Any]:

@@ -153,7 +153,9 @@ def _write(
         diff_bytes=len(diff.encode()),
         title=title,
         description=description,
-        tests=tests_for(tree, cycle.component, ctx.settings.validate_.test_command),
+        tests=tests_for(
+            tree, diagnosis.root_component or cycle.component, ctx.settings.validate_.test_command
+        ),
         pattern_signature=pattern.signature if pattern else None,
         pattern_used=pattern_used,
     )
