@@ -23,6 +23,7 @@ from agent.settings import ConfigError, config_path, load_settings
 from sequences.loading import SequenceError, sequence_json_schema
 from states.artifacts import ARTIFACT_MODELS
 from states.clock import SystemClock
+from states.detect.budget import coverage_warnings
 from states.machine import STATES
 from states.settings import Settings
 from storage import repository as repo
@@ -161,12 +162,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         "autonomy": settings.agent.autonomy,
         "deployer": settings.deploy.kind,
         "phases": {phase: [b.id for b in spec.beats] for phase, spec in sequences.items()},
+        "warnings": coverage_warnings(settings),
     }
     _print(
         args,
         data,
-        lambda d: (
-            f"{d['config']}: OK ({len(d['phases'])} phases, deployer {d['deployer']}, autonomy {d['autonomy']})"
+        lambda d: "\n".join(
+            [
+                f"{d['config']}: OK ({len(d['phases'])} phases, deployer {d['deployer']}, autonomy {d['autonomy']})",
+                *(f"warning: {w}" for w in d["warnings"]),
+            ]
         ),
     )
     return 0

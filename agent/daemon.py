@@ -21,6 +21,7 @@ from agent import engine
 from agent.lock import DataDirLock
 from agent.notify import Notifier, watchdog_interval_s
 from agent.reaping import reap
+from states.detect.budget import coverage_warnings
 from states.progression import Runtime
 from states.settings import Settings
 from storage import repository as repo
@@ -69,6 +70,8 @@ def run(settings: Settings) -> int:
     notifier = Notifier()
     heartbeat = Heartbeat()
     with DataDirLock(settings.agent.data_dir):
+        for problem in coverage_warnings(settings):
+            log.warning("configuration", problem=problem)
         rt = engine.open_runtime(settings, stop)
         reap(settings, rt.db)
         engine.prune_closed_cycles(rt)

@@ -7,11 +7,11 @@ then rendered as text, so the two can never disagree.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from states.detect.budget import budget_report, describe, longest_window_s
+from states.detect.budget import describe, stored_report
 from states.progression import DONE
 from states.settings import Settings
 from storage import repository as repo
@@ -43,9 +43,7 @@ def _current_beat(session: Session, entry_id: int) -> dict[str, Any] | None:
 
 
 def _budget(session: Session, settings: Settings, component: str, now: datetime) -> Any:
-    since = now - timedelta(seconds=longest_window_s(settings))
-    windows = repo.component_windows(session, component, since=since)
-    report = budget_report(settings, component, windows, now)
+    report = stored_report(session, settings, component, now)
     return describe(report) if report else None
 
 

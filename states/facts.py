@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from states.detect.judgement import SEVERITY_ORDER
 from states.machine import Facts
 from states.settings import Settings
 from storage import repository as repo
@@ -16,10 +17,9 @@ from storage.tables import AgentStateRow, AnomalyRow
 
 
 def incident_candidate(session: Session) -> AnomalyRow | None:
-    """The open actionable anomaly not yet handled by a cycle, worst first."""
-    order = {"critical": 0, "major": 1, "minor": 2}
+    """The open actionable anomaly not yet handled by a cycle, worst first (then oldest)."""
     pending = [a for a in repo.open_anomalies(session) if a.actionable and a.cycle_id is None]
-    pending.sort(key=lambda a: (order.get(a.severity, 9), a.onset))
+    pending.sort(key=lambda a: (-SEVERITY_ORDER.get(a.severity, -1), a.onset))
     return pending[0] if pending else None
 
 

@@ -269,6 +269,11 @@ class DetectSettings(_Section):
     default_slo_p95_ms: float | None = Field(default=None, gt=0)
     default_slo_error_rate: float | None = Field(default=0.05, ge=0, le=1)
 
+    def budget_reach_s(self) -> float:
+        """How far back burn rates and the error budget look (the hourly totals are kept so long)."""
+        longest = max((p.long_s for p in self.burn_rate_pairs), default=0.0)
+        return max(longest, self.slo_period_s)
+
 
 class RepositorySettings(_Section):
     """The service's source repository (read-only for selfheal: sandboxes are worktrees)."""

@@ -25,7 +25,7 @@ from sqlalchemy.exc import DatabaseError as SADatabaseError
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from storage import tables
+from storage import budget_hours, tables
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
@@ -172,6 +172,7 @@ def _initialise_or_check_version(db: Database) -> None:
             existing = set(inspect(connection).get_table_names())
             if not existing:
                 SQLModel.metadata.create_all(connection)
+                budget_hours.install(connection)
                 session.add(tables.SchemaInfo(version=SCHEMA_VERSION, created_at=datetime.now(UTC)))
                 return
             if "schema_info" not in existing:
@@ -195,16 +196,21 @@ def _initialise_or_check_version(db: Database) -> None:
 def _add_missing_tables(db: Database) -> None:
     """Create tables and window columns added to this schema version since the file was made.
 
-    Nothing else is altered: a table is created whole, a column is added with
-    the empty value new rows get (``tables.add_missing_window_columns``).
+    Nothing else is altered: a table is created whole (the hourly budget totals
+    with their triggers and the sums of the windows already there), a column
+    is added with the empty value new rows get.
     """
     names = set(inspect(db._writer).get_table_names())
     if set(SQLModel.metadata.tables) <= names and not tables.missing_window_columns(db._writer):
         return
     with db.write() as session:
         connection = session.connection()
+        # Asked again under the write lock: another process may have just added them.
+        summed = inspect(connection).has_table(budget_hours.TABLE)
         SQLModel.metadata.create_all(connection, checkfirst=True)
         tables.add_window_columns(connection, tables.missing_window_columns(connection))
+        if not summed:
+            budget_hours.install(connection)
 
 
 def open_database(path: Path) -> Database:

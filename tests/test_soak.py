@@ -5,10 +5,11 @@ moves (``tests/support/soak.py``): 2,000 polls a minute apart (33 simulated
 hours), a batch of requests every five polls, and a slow catalog every three
 hours, so cycles open, close and, once older than a day and beyond
 ``agent.keep_cycles``, are pruned with their artifact directories. Windows
-past ``telemetry.retention_s`` and idle poll transitions are dropped by the
-telemetry retention beat. The data directory lives on tmpfs when there is
-one: a commit's fsync would dominate the run time, and sizes, not speeds,
-are what is measured. ``benchmarks/reliability.py`` runs a longer soak.
+past ``telemetry.retention_s``, hourly budget totals past the SLO period and
+idle poll transitions are dropped by the telemetry retention beat. The data
+directory lives on tmpfs when there is one: a commit's fsync would dominate
+the run time, and sizes, not speeds, are what is measured.
+``benchmarks/reliability.py`` runs a longer soak.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def test_rows_stay_within_bounds_set_by_retention_not_by_tick_count(soak: SoakRe
     end = soak.samples[-1].rows
     windows_per_series = PLAN.retention_s / PLAN.window_s + 2
     assert end["metric_window"] <= SERIES * windows_per_series
+    assert 0 < end["budget_hour"] <= len(COMPONENTS) * (PLAN.slo_period_s / 3600 + 2)
     assert end["transition"] <= 500 + end["cycle"] * 4  # agent.keep_idle_transitions default
     assert end["anomaly"] <= PLAN.keep_cycles + end["cycle"] + len(COMPONENTS)
     assert end["timer"] == end["beat_claim"] == 0

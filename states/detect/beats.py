@@ -12,14 +12,14 @@ reset is logged once with the series and the reason; it never fails the beat.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from states.context import BeatContext, BeatResult
 from states.detect import lifecycle, signals
-from states.detect.budget import budget_report, longest_window_s
+from states.detect.budget import stored_report
 from states.detect.judgement import (
     Finding,
     Objectives,
@@ -92,9 +92,7 @@ class DetectorStates:
 
 
 def _burn(session: Session, settings: Settings, window: WindowRow) -> Finding | None:
-    since = window.end - timedelta(seconds=longest_window_s(settings))
-    recent = repo.component_windows(session, window.component, since=since, until=window.end)
-    report = budget_report(settings, window.component, [*recent, window], window.end)
+    report = stored_report(session, settings, window.component, window.end)
     return burn_finding(window.component, report) if report else None
 
 

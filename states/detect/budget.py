@@ -1,30 +1,23 @@
-"""Error budgets and burn rates from stored windows.
+"""Error budgets and burn rates from the stored request totals.
 
-The multi-window burn-rate policy (``burn_rate.py``) works on buckets of good
-and total events; every closed window of a component is one such bucket, so
-detection and ``selfheal status`` read the same numbers.
+The multi-window burn-rate policy (``burn_rate.py``) needs the good and total
+requests of a few spans ending at the moment judged: each burn-rate pair's
+two windows and the SLO period. They are summed by ``storage.budget_hours``
+from hourly totals plus the windows of the partial hours, so judging a window
+costs the same with a day or a month of windows stored, and the budget covers
+the whole period even after retention deleted its oldest windows. Detection
+and ``selfheal status`` read the same numbers through ``stored_report``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from states.detect.burn_rate import (
-    Bucket,
-    BurnRatePolicy,
-    BurnRateReport,
-    WindowPair,
-    evaluate,
-)
+from states.detect.burn_rate import BurnRatePolicy, BurnRateReport, Counts, WindowPair, report_of
 from states.settings import Settings
-from storage.tables import WindowRow
-
-
-def buckets_of(windows: Sequence[WindowRow]) -> list[Bucket]:
-    """One bucket per window: good = requests that did not fail."""
-    return [Bucket(w.end.timestamp(), float(w.count - w.errors), float(w.count)) for w in windows]
+from storage import budget_hours
+from storage.repository import Session
 
 
 def policy_for(settings: Settings, component: str) -> BurnRatePolicy | None:
@@ -38,20 +31,45 @@ def policy_for(settings: Settings, component: str) -> BurnRatePolicy | None:
     return BurnRatePolicy(1.0 - objective, settings.detect.slo_period_s, pairs)
 
 
-def longest_window_s(settings: Settings) -> float:
-    """How far back burn rates and the budget look."""
-    longest = max((p.long_s for p in settings.detect.burn_rate_pairs), default=0.0)
-    return max(longest, settings.detect.slo_period_s)
+def stored_counts(session: Session, settings: Settings, component: str, now: datetime) -> Counts:
+    """(good, total) requests of the component's windows ending in the given seconds up to ``now``."""
+    widest_s = settings.telemetry.window_s
+
+    def counts(seconds: float) -> tuple[float, float]:
+        since = now - timedelta(seconds=seconds)
+        requests, errors = budget_hours.request_totals(session, component, since, now, widest_s)
+        return float(requests - errors), float(requests)
+
+    return counts
 
 
-def budget_report(
-    settings: Settings, component: str, windows: Sequence[WindowRow], now: datetime
+def stored_report(
+    session: Session, settings: Settings, component: str, now: datetime
 ) -> BurnRateReport | None:
-    """Burn rates and budget left at ``now`` for one component."""
+    """Burn rates and budget left at ``now`` for one component (None without an error objective)."""
     policy = policy_for(settings, component)
     if policy is None:
         return None
-    return evaluate(policy, buckets_of(windows), now.timestamp())
+    return report_of(policy, stored_counts(session, settings, component, now))
+
+
+def coverage_warnings(settings: Settings) -> list[str]:
+    """Burn-rate windows longer than the windows kept to sum their partial hours.
+
+    The SLO period itself is always covered: its whole hours are kept as long
+    as the period, whatever ``telemetry.retention_s`` says. A span's partial
+    hours come from the windows, so a pair whose long window outlasts them
+    would silently count less than it says.
+    """
+    telemetry = settings.telemetry
+    needed = [(p, p.long_s + telemetry.window_s) for p in settings.detect.burn_rate_pairs]
+    return [
+        f"detect.burn_rate_pairs '{pair.name}' long_s = {pair.long_s:g} s reaches past "
+        f"telemetry.retention_s = {telemetry.retention_s:g} s: the oldest windows of its span "
+        f"are deleted before it is judged; raise telemetry.retention_s to at least {reach:g} s"
+        for pair, reach in needed
+        if reach > telemetry.retention_s
+    ]
 
 
 def describe(report: BurnRateReport) -> dict[str, Any]:

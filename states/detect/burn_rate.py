@@ -7,15 +7,19 @@ window alone pages on blips.  So each alert is a pair: it fires only while the
 burn rate over both the long and the short window exceeds the pair's factor
 (a fast pair for sudden outages, a slow pair for steady bleeding).  Window
 lengths are plain seconds so the demo can use short windows.  Pure functions
-over (epoch seconds, good, total) buckets; no I/O.
+over (good, total) counts of the seconds before the moment judged, whether
+summed from (epoch seconds, good, total) buckets or by the caller; no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 DAY_SECONDS = 86_400.0
+
+# (good, total) events over the given number of seconds up to the moment judged.
+Counts = Callable[[float], tuple[float, float]]
 
 
 @dataclass(frozen=True)
@@ -101,18 +105,22 @@ def budget_remaining(good: float, total: float, objective: float) -> float:
     return 1.0 - (total - good) / allowed
 
 
-def evaluate_pair(
-    pair: WindowPair, buckets: Sequence[Bucket], now: float, objective: float
-) -> PairVerdict:
-    """Burn rates over the pair's two windows ending at ``now``."""
-    long_rate = burn_rate(*window_counts(buckets, now, pair.long_seconds), objective)
-    short_rate = burn_rate(*window_counts(buckets, now, pair.short_seconds), objective)
-    alerting = long_rate > pair.factor and short_rate > pair.factor
-    return PairVerdict(pair, long_rate, short_rate, alerting)
+def pair_verdict(pair: WindowPair, counts: Counts, objective: float) -> PairVerdict:
+    """Burn rates over the pair's two windows, from ``counts`` of the time before now."""
+    long_rate = burn_rate(*counts(pair.long_seconds), objective)
+    short_rate = burn_rate(*counts(pair.short_seconds), objective)
+    return PairVerdict(
+        pair, long_rate, short_rate, long_rate > pair.factor and short_rate > pair.factor
+    )
+
+
+def report_of(policy: BurnRatePolicy, counts: Counts) -> BurnRateReport:
+    """All of the policy's pairs plus the budget left over the period, from ``counts``."""
+    verdicts = tuple(pair_verdict(p, counts, policy.objective) for p in policy.pairs)
+    good, total = counts(policy.period_seconds)
+    return BurnRateReport(verdicts, budget_remaining(good, total, policy.objective))
 
 
 def evaluate(policy: BurnRatePolicy, buckets: Sequence[Bucket], now: float) -> BurnRateReport:
     """All of the policy's pairs plus the budget left over the period ending at ``now``."""
-    verdicts = tuple(evaluate_pair(p, buckets, now, policy.objective) for p in policy.pairs)
-    good, total = window_counts(buckets, now, policy.period_seconds)
-    return BurnRateReport(verdicts, budget_remaining(good, total, policy.objective))
+    return report_of(policy, lambda seconds: window_counts(buckets, now, seconds))

@@ -33,7 +33,8 @@ SEVERITY_TABLE: tuple[SeverityRow, ...] = (
     SeverityRow("major", 1.5, 6 * 3600.0),
     SeverityRow("minor", 0.0, math.inf),
 )
-SEVERITY_ORDER = {"minor": 0, "major": 1, "critical": 2}
+# How bad each severity is, read off the table: a higher rank is worse.
+SEVERITY_ORDER = {row.name: rank for rank, row in enumerate(reversed(SEVERITY_TABLE))}
 
 
 @dataclass(frozen=True)

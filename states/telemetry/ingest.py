@@ -34,6 +34,7 @@ from states.telemetry.prometheus import metric_sources_due, poll_metric_sources
 from states.telemetry.tailing import FileCursor, NewLines, has_new_bytes
 from states.telemetry.window_rows import close_due_windows, collection_paused, store_poll
 from states.telemetry.window_templates import SourceTemplates
+from storage import budget_hours
 from storage import repository as repo
 from storage.db import Database
 from storage.repository import Session
@@ -272,14 +273,17 @@ def close_windows(ctx: BeatContext) -> BeatResult:
 
 @beat("telemetry.apply_retention")
 def apply_retention(ctx: BeatContext) -> BeatResult:
-    """Drop windows past retention and old poll bookkeeping outside cycles."""
+    """Drop windows past retention, hourly budget totals past the SLO period, and old poll
+    bookkeeping outside cycles."""
     now = ctx.clock.now()
     keep = ctx.settings.agent.keep_idle_transitions
     before = now - timedelta(seconds=ctx.settings.telemetry.retention_s)
+    budget_oldest = now - timedelta(seconds=ctx.settings.detect.budget_reach_s())
 
     def prune(session: Session) -> dict[str, int]:
         return {
             "windows": repo.prune_windows(session, before),
+            "budget_hours": budget_hours.prune(session, budget_oldest),
             "transitions": repo.prune_idle_transitions(session, keep),
             "beat_runs": repo.prune_idle_beat_runs(session, keep),
         }

@@ -50,6 +50,7 @@ class SoakPlan:
     write_every: int = 5
     window_s: float = 300.0
     retention_s: float = 4 * 3600.0
+    slo_period_s: float = 6 * 3600.0
     lines_per_series: int = 8
     incident_every_s: float = 3 * 3600.0
     incident_s: float = 30 * 60.0
@@ -139,6 +140,7 @@ def soak_settings(root: Path, plan: SoakPlan) -> Settings:
             "detect": {
                 "min_samples": 5,
                 "min_baseline_windows": 5,
+                "slo_period_s": plan.slo_period_s,
                 "burn_rate_pairs": [
                     {"name": "fast", "long_s": 1800.0, "short_s": 300.0, "factor": 14.4}
                 ],
