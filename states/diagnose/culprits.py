@@ -17,7 +17,7 @@ function can be matched to the commit that changed its body.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -76,12 +76,17 @@ class CodeEvidence:
 
 @dataclass(frozen=True)
 class LocatedSuspect:
-    """A ranked commit, the file and line (in the commit's version) to look at, and why."""
+    """A ranked commit, the file and line (in the commit's version) to look at, and why.
+
+    ``facts`` are what its features were computed from (the functions behind
+    them, for the explanation).
+    """
 
     suspect: Suspect
     file: str | None
     line: int | None
     located_by: str
+    facts: CommitFacts = field(default_factory=CommitFacts)
 
 
 def commit_range(
@@ -137,7 +142,10 @@ def diagnose_commits(
         facts,
     )
     return [
-        locate(s, changes[s.commit.sha], frames, blamed, facts[s.commit.sha], evidence, reader)
+        replace(
+            locate(s, changes[s.commit.sha], frames, blamed, facts[s.commit.sha], evidence, reader),
+            facts=facts[s.commit.sha],
+        )
         for s in suspects
     ]
 
