@@ -347,15 +347,3 @@ def test_without_the_slow_operation_the_release_gives_no_reason_to_pick_the_culp
 
     assert top(()) != release.culprit
     assert top((ITEM_ROUTE,)) == release.culprit
-
-
-def test_an_artifact_written_before_operations_were_recorded_still_reads(
-    finished: Finished,
-) -> None:
-    old = finished.diagnosis.model_dump(mode="json", exclude={"operations"})
-    for suspect in old["suspects"]:
-        del suspect["functions"]
-
-    read = DiagnosisArtifact.model_validate(old)
-
-    assert read.operations == [] and all(s.functions == {} for s in read.suspects)
