@@ -8,9 +8,11 @@ the healthy windows before the onset and the windows after it.
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from states.diagnose.beats import operations_around
 from states.diagnose.slow_operations import (
     MIN_RECORDS,
     PASSED,
@@ -18,6 +20,7 @@ from states.diagnose.slow_operations import (
     shifted_operations,
 )
 from states.telemetry.operations import OTHER, Figures
+from storage.tables import WindowRow
 
 
 def figures(count: int, mean_ms: float, errors: int = 0) -> Figures:
@@ -167,3 +170,32 @@ def test_without_healthy_windows_before_nothing_is_named() -> None:
     after = [{"search": figures(10, 900.0, errors=5)}] * 3
 
     assert shifted_operations([], after) == []
+
+
+def test_the_baseline_is_the_last_healthy_windows_before_the_onset() -> None:
+    onset = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+    def row(minutes: int, mean_ms: float, anomalous: bool = False) -> WindowRow:
+        start = onset + timedelta(minutes=minutes)
+        return WindowRow(
+            component="catalog",
+            start=start,
+            end=start + timedelta(minutes=1),
+            anomalous=anomalous,
+            operations={"item": figures(10, mean_ms)},
+        )
+
+    # Long ago the item page was slow too; just before the onset it was fast, except
+    # while an earlier incident (flagged windows) made it as slow as now.
+    windows = [row(m, 200.0) for m in range(-60, -40)]
+    windows += [row(m, 20.0) for m in range(-40, -10)]
+    windows += [row(m, 200.0, anomalous=True) for m in range(-10, 0)]
+    windows += [row(m, 200.0) for m in range(3)]
+
+    moved = operations_around(windows, onset, history=30)
+
+    assert [(o["operation"], o["changes"], o["before_count"]) for o in moved] == [
+        ("item", ["slower"], 300)
+    ]
+    # Reaching back to the old slow windows, 200 ms is within what the item page has done.
+    assert operations_around(windows, onset, history=60) == []
