@@ -88,6 +88,38 @@ class SuspectEntry(_Model):
     features: dict[str, float]
     file: str | None = None
     line: int | None = None
+    functions: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Functions (path:function) behind the function features, by how each was "
+        "found: named (by a frame or a slow operation), reached (called from a named one), "
+        "called (shared code the component calls).",
+    )
+
+
+class OperationEntry(_Model):
+    """An operation of the diagnosed component that got slower or started failing at the onset.
+
+    Means are medians of per-window mean latencies, rates are errors over
+    records, counts are records, before the onset (healthy windows) and after.
+    ``baseline`` is ``own`` when the operation was compared with its own
+    windows before, ``component`` when it was new or too rare before and the
+    whole component's windows stood in.
+    """
+
+    operation: str
+    changes: list[Literal["slower", "failing"]]
+    baseline: Literal["own", "component"]
+    before_count: int
+    after_count: int
+    before_mean_ms: float | None
+    after_mean_ms: float | None
+    before_error_rate: float
+    after_error_rate: float
+    slowdown: float = Field(description="After over before mean latency; 1 unless beyond noise.")
+    error_ratio: float = Field(
+        description="After over (add-one smoothed) before error rate; 1 unless beyond noise."
+    )
+    moved: float = Field(description="log2 of the larger of slowdown and error_ratio; ranks them.")
 
 
 class Candidate(_Model):
@@ -129,6 +161,9 @@ class DiagnosisArtifact(_Artifact):
     ``component`` is where the anomaly was seen; ``root_component`` the
     component whose code was diagnosed (the highest-ranked anomalous one of
     ``components``, else the same), with the ranking's reasons in ``evidence``.
+    ``operations`` are the root component's operations that moved at the
+    onset, passed to the suspect ranking by name. Artifacts written before a
+    field with a default existed read back with that default.
     """
 
     component: str
@@ -151,6 +186,10 @@ class DiagnosisArtifact(_Artifact):
     candidates: list[Candidate]
     change_events: list[dict[str, Any]]
     evidence: list[str]
+    operations: list[OperationEntry] = Field(
+        default_factory=list,
+        description="Operations that got slower or started failing, most moved first.",
+    )
 
 
 class PatchArtifact(_Artifact):

@@ -17,6 +17,7 @@ from states.diagnose.functions import (
     functions_at,
     names_frame_function,
     names_operation,
+    singular,
 )
 from states.git import Commit, blame_lines, commit_changes, commits_between
 
@@ -245,6 +246,22 @@ def test_operations_and_frames_name_functions_by_their_words() -> None:
     assert names_frame_function("CartService.addLine", "com.acme.cart.CartService.addLine")
     assert not names_frame_function("Other.addLine", "com.acme.cart.CartService.addLine")
     assert names_frame_function("add_line", "add_line")
+
+
+def test_a_routes_collection_names_the_function_of_one_of_its_members() -> None:
+    assert names_operation("Catalog.get_item", "GET /catalog/items/{id}")
+    assert names_operation("category_tree", "GET /catalog/categories/tree")
+    assert names_operation("InventoryStore.getBatch", "GET /inventory/batches/{id}")
+    assert names_operation("UserStore.putAddress", "PUT /users/{user_id}/addresses")
+    assert names_operation("order_status", "GET /orders/{id}/status")  # no plural to drop
+    assert not names_operation("Catalog.page", "GET /catalog/item")  # another word entirely
+    assert [singular(w) for w in ("items", "entries", "boxes", "class", "news")] == [
+        "item",
+        "entry",
+        "box",
+        "class",
+        "new",
+    ]
 
 
 def test_a_frame_names_its_method_even_when_the_word_is_generic() -> None:

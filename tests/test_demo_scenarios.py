@@ -260,6 +260,21 @@ def test_diagnosis_names_the_culprit_commit_file_and_a_changed_line(run: DemoRun
     assert diagnosis.candidates[0].commit == run.culprit
 
 
+def test_diagnosis_names_the_slow_catalog_routes_and_the_function_search_reaches(
+    run: DemoRun,
+) -> None:
+    diagnosis = run.artifacts["diagnosis"]
+    assert isinstance(diagnosis, DiagnosisArtifact)
+    slow = {o.operation: o for o in diagnosis.operations}
+    assert {"GET /catalog/search", "GET /catalog/item"} <= set(slow)
+    assert all(o.changes == ["slower"] and o.slowdown > 10 for o in slow.values())
+    culprit = next(s for s in diagnosis.suspects if s.commit == run.culprit)
+    # The search route names Catalog.search, which calls the _resolve the culprit rewrote;
+    # the item route names only the server's handler, outside the catalog's paths.
+    assert culprit.features["touches_named_functions"] > 0
+    assert f"{CULPRIT_FILE}:Catalog._resolve" in culprit.functions["reached"]
+
+
 def test_patch_reverts_the_culprit_and_applies_to_the_regressed_head(
     run: DemoRun, tmp_path: Path
 ) -> None:

@@ -29,6 +29,7 @@ from states.artifacts import (
     CommandRun,
     DeploymentArtifact,
     DiagnosisArtifact,
+    OperationEntry,
     PatchArtifact,
     PatternEntry,
     PatternsArtifact,
@@ -80,6 +81,17 @@ SUSPECTS = st.builds(
     confidence=FLOATS,
     features=st.dictionaries(TEXT, FLOATS, max_size=3),
 )
+OPERATIONS = st.builds(
+    OperationEntry,
+    changes=st.lists(st.sampled_from(["slower", "failing"]), min_size=1, max_size=2, unique=True),
+    before_mean_ms=OPTIONAL_FLOATS,
+    after_mean_ms=OPTIONAL_FLOATS,
+    before_error_rate=FLOATS,
+    after_error_rate=FLOATS,
+    slowdown=FLOATS,
+    error_ratio=FLOATS,
+    moved=FLOATS,
+)
 PATTERNS = st.builds(PatternEntry, confidence=FLOATS)
 ARTIFACTS: dict[str, st.SearchStrategy[BaseModel]] = {
     "telemetry": st.builds(
@@ -97,6 +109,7 @@ ARTIFACTS: dict[str, st.SearchStrategy[BaseModel]] = {
         candidates=st.lists(st.builds(Candidate), max_size=2),
         change_events=st.lists(JSON_OBJECTS, max_size=2),
         evidence=st.lists(TEXT, max_size=3),
+        operations=st.lists(OPERATIONS, max_size=2),
     ),
     "patch": st.builds(PatchArtifact),
     "validation": st.builds(
@@ -308,7 +321,18 @@ def test_a_diagnosis_written_before_root_components_reads_back_with_defaults() -
         "line": 12,
         "confidence": 0.91,
         "conclusive": True,
-        "suspects": [],
+        "suspects": [
+            {
+                "commit": "c" * 40,
+                "author": "Dev",
+                "committed_at": "2026-03-02T11:00:00Z",
+                "subject": "catalog: scan",
+                "files": ["shop/catalog.py"],
+                "score": 1.2,
+                "confidence": 0.91,
+                "features": {"touches_component_paths": 0.4},
+            }
+        ],
         "candidates": [
             {"strategy": "revert_commit", "commit": "c" * 40, "file": "shop/catalog.py"},
             {"strategy": "redeploy_version", "version": "a" * 40, "reason": "last healthy"},
@@ -326,9 +350,10 @@ def test_a_diagnosis_written_before_root_components_reads_back_with_defaults() -
         {},
     )
     assert revert.commit == "c" * 40
+    assert (diagnosis.operations, diagnosis.suspects[0].functions) == ([], {})
 
 
-def test_the_published_schema_describes_candidates_and_ranked_components() -> None:
+def test_the_published_schema_describes_candidates_components_and_slow_operations() -> None:
     schema = DiagnosisArtifact.model_json_schema()
     candidate = schema["$defs"]["Candidate"]["properties"]
     assert {"component", "category", "commit", "file", "line", "confidence", "features"} <= set(
@@ -336,4 +361,9 @@ def test_the_published_schema_describes_candidates_and_ranked_components() -> No
     )
     ranked = schema["$defs"]["ComponentEntry"]["properties"]
     assert {"component", "score", "metric", "anomalous", "contributions"} <= set(ranked)
-    assert {"root_component", "components", "call_graph"} <= set(schema["properties"])
+    assert {"root_component", "components", "call_graph", "operations"} <= set(schema["properties"])
+    operation = schema["$defs"]["OperationEntry"]["properties"]
+    assert {"operation", "changes", "before_mean_ms", "after_mean_ms", "after_error_rate"} <= set(
+        operation
+    )
+    assert "functions" in schema["$defs"]["SuspectEntry"]["properties"]

@@ -1,12 +1,15 @@
 """Phase 3 beats: snapshot the evidence, find the onset, collect the changes around it.
 
 Each beat reads persisted facts and writes its result to its checkpoint, so
-the chain can stop after any beat and continue with exactly the same inputs.
+the chain can stop after any beat and continue with exactly the same inputs:
+windows keep arriving while a cycle runs, so what the onset beat reads from
+them (versions, frames, the operations that moved) is fixed in its output.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +22,7 @@ from states.artifacts import (
 from states.context import BeatContext, BeatResult, PermanentError
 from states.diagnose.component_beat import chosen_component
 from states.diagnose.culprits import commit_range
+from states.diagnose.slow_operations import shifted_operations
 from states.git import Commit, resolve
 from states.registry import beat
 from storage import repository as repo
@@ -108,13 +112,16 @@ def dominant(counts: Counter[str]) -> str | None:
 
 @beat("diagnose.find_onset")
 def find_onset(ctx: BeatContext) -> BeatResult:
-    """The onset window and the versions running before and after it.
+    """The onset window, the versions running before and after it, and what moved.
 
-    Versions and frames are those of the component chosen for diagnosis
-    (``rank-components``); the front's stand in for versions the chosen
-    component's records do not carry, and its frames follow the chosen one's.
+    Versions, frames and operations are those of the component chosen for
+    diagnosis (``rank-components``); the front's stand in for versions the
+    chosen component's records do not carry, and its frames follow the chosen
+    one's. ``operations`` are the chosen component's operations that got slow
+    or started failing (``states.diagnose.slow_operations``), most moved first.
     """
     cycle_id = ctx.require_cycle()
+    history = ctx.settings.diagnose.history_windows
 
     def locate(session: Session) -> dict[str, Any]:
         cycle = repo.cycle(session, cycle_id)
@@ -135,6 +142,7 @@ def find_onset(ctx: BeatContext) -> BeatResult:
             "component": component,
             **versions_around(own if any(w.versions for w in own) else front, onset),
             "frames": frames[:20],
+            "operations": operations_around(own, onset, history),
         }
 
     return BeatResult(output=ctx.db.query(locate))
@@ -157,6 +165,18 @@ def versions_around(windows: list[WindowRow], onset: datetime) -> dict[str, Any]
         "unhealthy_version": dominant(fresh) or dominant(after),
         "new_versions": sorted(fresh),
     }
+
+
+def operations_around(
+    windows: list[WindowRow], onset: datetime, history: int
+) -> list[dict[str, Any]]:
+    """The operations that moved from the last ``history`` healthy windows to those from onset."""
+    before = [w.operations for w in windows if w.start < onset and not w.anomalous][-history:]
+    after = [w.operations for w in windows if w.start >= onset]
+    return [
+        {**asdict(shift), "changes": list(shift.changes)}
+        for shift in shifted_operations(before, after)
+    ]
 
 
 def _version_events(session: Session, component: str) -> list[dict[str, Any]]:

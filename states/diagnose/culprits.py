@@ -17,7 +17,7 @@ function can be matched to the commit that changed its body.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -76,12 +76,17 @@ class CodeEvidence:
 
 @dataclass(frozen=True)
 class LocatedSuspect:
-    """A ranked commit, the file and line (in the commit's version) to look at, and why."""
+    """A ranked commit, the file and line (in the commit's version) to look at, and why.
+
+    ``facts`` are what its features were computed from (the functions behind
+    them, for the explanation).
+    """
 
     suspect: Suspect
     file: str | None
     line: int | None
     located_by: str
+    facts: CommitFacts = field(default_factory=CommitFacts)
 
 
 def commit_range(
@@ -137,7 +142,10 @@ def diagnose_commits(
         facts,
     )
     return [
-        locate(s, changes[s.commit.sha], frames, blamed, facts[s.commit.sha], evidence, reader)
+        replace(
+            locate(s, changes[s.commit.sha], frames, blamed, facts[s.commit.sha], evidence, reader),
+            facts=facts[s.commit.sha],
+        )
         for s in suspects
     ]
 
@@ -223,14 +231,32 @@ def locate(
                 change.lines, key=lambda n: abs(n - frame.line)
             )
             return LocatedSuspect(suspect, frame.path, line, "changed lines in a frame's file")
-    for named in sorted(facts.named_functions):
+    pointed = (
+        ("changed a named function", facts.named_functions),
+        ("changed a function a named one calls", facts.reached_functions),
+    )
+    for located_by, functions in pointed:
+        found = _first_changed_in(sha, functions, by_path, reader)
+        if found is not None:
+            return LocatedSuspect(suspect, found[0], found[1], located_by)
+    return _largest_change(suspect, list(by_path.values()), evidence.component_paths, reader)
+
+
+def _first_changed_in(
+    sha: str,
+    functions: frozenset[str],
+    by_path: Mapping[str, FileChange],
+    reader: SourceReader,
+) -> tuple[str, int] | None:
+    """The first line ``sha`` changed inside one of ``functions`` (``path:function``)."""
+    for named in sorted(functions):
         path, function = named.split(":", 1)
         change = by_path.get(path)
         spans = [s for s in reader.spans(sha, path) if s.name == function]
         first = _first_inside(change.lines, spans) if change else None
         if first is not None:
-            return LocatedSuspect(suspect, path, first, "changed a named function")
-    return _largest_change(suspect, list(by_path.values()), evidence.component_paths, reader)
+            return path, first
+    return None
 
 
 def _first_inside(lines: Sequence[int], spans: Sequence[FunctionSpan]) -> int | None:

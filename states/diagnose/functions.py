@@ -183,10 +183,30 @@ def _meaningful(tokens: frozenset[str]) -> frozenset[str]:
     return frozenset(t for t in tokens if len(t) >= MIN_TOKEN_CHARS and t not in STOP_TOKENS)
 
 
+def singular(word: str) -> str:
+    """An English plural as its singular (``items``, ``categories``, ``batches``), else the word.
+
+    Routes name collections (``GET /catalog/items/{id}``, ``/users/{user_id}``)
+    and code names one of them (``get_item``, ``load_user``). Both sides go
+    through this, so a word it gets wrong (``news``) still matches itself.
+    """
+    if len(word) <= MIN_TOKEN_CHARS or not word.endswith("s") or word.endswith(("ss", "us", "is")):
+        return word
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    if word.endswith(("sses", "xes", "ches", "shes")):
+        return word[:-2]
+    return word[:-1]
+
+
 def names_operation(function: str, operation: str) -> bool:
-    """Whether ``operation`` names ``function``: every meaningful word of its name appears."""
-    wanted = _meaningful(name_tokens(function.rsplit(".", 1)[-1]))
-    return bool(wanted) and wanted <= name_tokens(operation)
+    """Whether ``operation`` names ``function``: every meaningful word of its name appears.
+
+    Words match in their singular form, so a route's collection names the
+    function of one of its members.
+    """
+    wanted = {singular(t) for t in _meaningful(name_tokens(function.rsplit(".", 1)[-1]))}
+    return bool(wanted) and wanted <= {singular(t) for t in name_tokens(operation)}
 
 
 def names_frame_function(function: str, frame_function: str) -> bool:

@@ -1,10 +1,11 @@
 """Phase 3's verdict beat: rank the suspect commits and write diagnosis.json.
 
 It reads what the earlier beats checkpointed (the component chosen by
-``rank-components``, the onset's versions and frames, the commits around it),
-diagnoses that component's code (``states.diagnose.culprits``) and lists the
-candidates the fix phase will try, each with the component, category,
-confidence and feature contributions it rests on.
+``rank-components``, the onset's versions, frames and the operations that got
+slow or started failing, the commits around it), diagnoses that component's
+code (``states.diagnose.culprits``) and lists the candidates the fix phase
+will try, each with the component, category, confidence and feature
+contributions it rests on.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from states.artifacts import Candidate, ComponentEntry, DiagnosisArtifact, SuspectEntry
+from states.artifacts import (
+    Candidate,
+    ComponentEntry,
+    DiagnosisArtifact,
+    OperationEntry,
+    SuspectEntry,
+)
 from states.context import BeatContext, BeatResult
 from states.diagnose.component_beat import BEAT_ID as RANKING_BEAT
 from states.diagnose.culprits import CodeEvidence, LocatedSuspect, diagnose_commits
@@ -51,6 +58,7 @@ def rank(ctx: BeatContext) -> BeatResult:
     )
     entries = [_suspect_entry(s) for s in located]
     diagnosis = _diagnosis(ctx, cycle, ranking, entries, category)
+    diagnosis.evidence += [_operation_line(o) for o in diagnosis.operations]
     diagnosis.evidence += _explain(located[0] if located else None, changes, component)
     ctx.artifacts.write_model(cycle_id, "diagnosis", diagnosis)
     sig_files = [diagnosis.file] if diagnosis.file else []
@@ -95,6 +103,7 @@ def _code_evidence(
         component_paths=tuple(ctx.settings.component(component).paths),
         deployed_commits=frozenset(changes["deployed_commits"]),
         frames=tuple(Frame(str(f), int(n), str(fn)) for f, n, fn in onset_info["frames"]),
+        operations=tuple(str(o["operation"]) for o in onset_info.get("operations", [])),
         pattern_files=frozenset(f for p in learned for f in p.files),
         path_prefixes=tuple(ctx.settings.repository.path_prefixes),
         category=category,
@@ -133,6 +142,7 @@ def _diagnosis(
         candidates=_candidates(entries, changes, component, category),
         change_events=changes["events"],
         evidence=list(ranking.get("explanation", [])),
+        operations=[OperationEntry.model_validate(o) for o in onset_info.get("operations", [])],
     )
 
 
@@ -149,7 +159,19 @@ def _suspect_entry(located: LocatedSuspect) -> SuspectEntry:
         features=suspect.features,
         file=located.file,
         line=located.line,
+        functions=_functions(located),
     )
+
+
+def _functions(located: LocatedSuspect) -> dict[str, list[str]]:
+    """The functions behind the suspect's function features, by how each was found."""
+    facts = located.facts
+    found = {
+        "named": facts.named_functions,
+        "reached": facts.reached_functions,
+        "called": facts.called_functions,
+    }
+    return {how: sorted(functions) for how, functions in found.items() if functions}
 
 
 def _candidates(
@@ -189,7 +211,16 @@ def _explain(top: LocatedSuspect | None, changes: dict[str, Any], component: str
         return [f"no commit found ({changes['basis']}); escalating instead of guessing"]
     suspect = top.suspect
     lines = [f"{len(changes['commits'])} commit(s) considered from the {changes['basis']}"]
-    lines += [f"{name} contributed {value}" for name, value in suspect.features.items() if value]
+    behind = _functions(top)
+    shown = {
+        "touches_named_functions": [f for how in ("named", "reached") for f in behind.get(how, [])],
+        "touches_called_functions": behind.get("called", []),
+    }
+    lines += [
+        f"{name} contributed {value}" + (f" ({', '.join(shown[name])})" if shown.get(name) else "")
+        for name, value in suspect.features.items()
+        if value
+    ]
     lines.append(f"softmax share {suspect.share}, calibrated confidence {suspect.confidence}")
     lines.append(
         f"{suspect.commit.sha[:12]} '{suspect.commit.subject}' touches "
@@ -198,3 +229,27 @@ def _explain(top: LocatedSuspect | None, changes: dict[str, Any], component: str
     if top.file is not None:
         lines.append(f"{top.file}:{top.line} chosen by {top.located_by}")
     return lines
+
+
+def _operation_line(entry: OperationEntry) -> str:
+    """One moved operation with its figures before and after the onset."""
+    parts = []
+    if "slower" in entry.changes:
+        parts.append(
+            f"mean {entry.before_mean_ms} ms -> {entry.after_mean_ms} ms (x{entry.slowdown})"
+        )
+    if "failing" in entry.changes:
+        parts.append(
+            f"errors {entry.before_error_rate:.1%} -> {entry.after_error_rate:.1%} "
+            f"(x{entry.error_ratio})"
+        )
+    basis = (
+        "against its own windows before"
+        if entry.baseline == "own"
+        else "new or rare before, so against the whole component"
+    )
+    return (
+        f"operation {entry.operation} {' and '.join(entry.changes)} at the onset: "
+        f"{', '.join(parts)}; {entry.before_count} records before, {entry.after_count} after, "
+        f"{basis}"
+    )
