@@ -11,9 +11,10 @@ six. Stack frames and template ids, which few records carry, are kept per
 window in record order, as ``fold`` keeps them.
 
 ``partials`` returns exactly what ``windows.fold`` returns for the same
-records (durations in another order: a window's samples are a multiset, and
-operation totals are exact sums), with a window's durations already
-sketched when there are more than ``sketches.EXACT_LIMIT`` of them.
+records (a window's samples in ascending order, whatever order its lines
+were folded in, and operation totals as exact sums), with a window's
+durations already sketched when there are more than
+``sketches.EXACT_LIMIT`` of them.
 """
 
 from __future__ import annotations
@@ -168,6 +169,8 @@ class WindowFolder:
         for key, by_name in operations.items():
             parts[key].operations = figures_of(by_name)
         self._sketch_large(parts, members)
+        for part in parts.values():
+            part.samples.sort()  # canonical: whatever order the lines were folded in
         for (component, instance, bucket), extras in self._extras.items():
             part = parts[(component, instance, starts[bucket])]
             part.frames = extras.frames

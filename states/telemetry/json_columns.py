@@ -87,6 +87,7 @@ class JsonColumns:
         self._max_duration = LONGEST_DURATION_MS / rules.duration_unit_ms
         self._default_level = LEVEL_SPELLINGS.get(rules.default_level)
         self._shapes: dict[tuple[str, ...], Shape | None] = {}
+        self._tracked: list[Shape] = []  # shapes of typed blocks (``json_blocks``)
 
     def fold(self, batch: Sequence[bytes], rejected: Counter[str], general: GeneralPath) -> bool:
         """Fold one batch (no line over the parser's limit); False, having folded nothing,
@@ -94,13 +95,30 @@ class JsonColumns:
         columns = self._columns(batch)
         if columns is None:
             return False
-        shape, docs, cats, stamps, durations = columns
+        shape, docs = columns.shape, columns.docs
         flags: dict[int, str] = {}  # line -> GENERAL, or the reason it is rejected
         if not _same_keys(shape, docs):
             absent = shape.absent
             flags.update(
                 (i, GENERAL) for i, d in enumerate(docs) if not d.keys().isdisjoint(absent)
             )
+        return self.fold_columns(
+            shape, columns.cats, columns.stamps, columns.durations, flags, batch, rejected, general
+        )
+
+    def fold_columns(
+        self,
+        shape: Shape,
+        cats: list[Category],
+        stamps: list[object],
+        durations: list[object] | None,
+        flags: dict[int, str],
+        batch: Sequence[bytes],
+        rejected: Counter[str],
+        general: GeneralPath,
+    ) -> bool:
+        """Fold the columns read from ``batch`` (``flags``: lines already left to the general
+        path); False, having folded nothing, when the batch must go line by line."""
         windows = self._windows(stamps, flags)
         values = self._durations(durations, shape, flags)
         if not self._group(shape, cats, windows, values, flags):
@@ -112,9 +130,13 @@ class JsonColumns:
                 rejected[flags[i]] += 1
         return True
 
+    def track(self, shape: Shape) -> None:
+        """Fold the lines another reader grouped under ``shape`` at ``finish`` too."""
+        self._tracked.append(shape)
+
     def finish(self) -> None:
         """Hand the poll's grouped lines to the folder as tallies."""
-        for shape in self._shapes.values():
+        for shape in (*self._shapes.values(), *self._tracked):
             if shape is None:
                 continue
             for window, by_category in shape.by_window.items():

@@ -29,6 +29,7 @@ import orjson
 from states.telemetry.fields import _LONGEST_DURATION_MS as LONGEST_DURATION_MS
 from states.telemetry.fields import FieldError
 from states.telemetry.folding import Tally, TimeBounds, WindowFolder
+from states.telemetry.json_blocks import JsonBlocks
 from states.telemetry.json_columns import BATCH_LINES, JsonColumns
 from states.telemetry.json_lines import JsonLinesParser
 from states.telemetry.mapping import LEVEL_SPELLINGS, RecordBuilder, single_names
@@ -253,8 +254,20 @@ class JsonPoll:
         self._columns = JsonColumns(
             fast.candidates, fast.builder, folder, self._seconds, mine_severe=mine_severe
         )
+        rules = fast.builder.rules
+        self._blocks = JsonBlocks(
+            fast.candidates,
+            self._columns,
+            fast.max_bytes,
+            LONGEST_DURATION_MS / rules.duration_unit_ms,
+        )
 
     def feed(self, lines: Sequence[bytes]) -> None:
+        """Fold a block of lines: decoded whole where the typed decoder takes them, the rest
+        (in order) by batches."""
+        self._blocks.feed(lines, self._rejected, self._general, self.feed_batches)
+
+    def feed_batches(self, lines: Sequence[bytes]) -> None:
         """Fold these lines: batches of one shape by columns, the others line by line."""
         max_bytes = self._fast.max_bytes
         any_too_long = max(map(len, lines), default=0) > max_bytes
