@@ -32,7 +32,7 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 import orjson
@@ -89,7 +89,7 @@ class JsonBlocks:
         self, lines: Lines, rejected: Counter[str], general: GeneralPath, fallback: Fallback
     ) -> None:
         shape = self._shape(lines)
-        if shape is None or not _valid_utf8(lines):
+        if shape is None:
             fallback(lines)
             return
         start = 0
@@ -111,7 +111,7 @@ class JsonBlocks:
             if type(first) is dict:
                 signature = tuple(first)
                 if signature not in self._shapes:
-                    self._shapes[signature] = shape = shape_of(first.keys(), self._names)
+                    self._shapes[signature] = shape = shape_of(first, self._names)
                     if shape is not None:
                         self._columns.track(shape.columns)
                 self._last = self._shapes[signature] or self._last
@@ -129,6 +129,9 @@ class JsonBlocks:
         """Decode and fold consecutive lines, handing refused ones to ``fallback`` in order."""
         while lines:
             data = b"\n".join(lines)
+            if not _valid_utf8(data):  # the decoder skips keys and strings it does not read
+                fallback(lines)
+                return
             try:
                 records = shape.decoder.decode_lines(data)
             except (msgspec.ValidationError, msgspec.DecodeError) as error:
@@ -167,6 +170,8 @@ class JsonBlocks:
             else:
                 self._run(shape, lines[: len(lines) // 2], *sinks)
                 return lines[len(lines) // 2 :]
+        if _learned_values(shape, lines[at]):
+            return lines
         self._run(shape, lines[:at], *sinks)
         sinks[2]([lines[at]])
         self._refused += 1
@@ -188,32 +193,37 @@ class JsonBlocks:
             if stacks.count(nothing) != len(stacks):
                 flags.update((i, GENERAL) for i, s in enumerate(stacks) if s != nothing)
         columns = shape.columns
-        durations: list[Any] | None = None
-        if columns.duration is not None:
-            durations = list(map(columns.duration, rows))
-            self._flag_unsafe_durations(durations, flags)
+        durations = None if columns.duration is None else list(map(columns.duration, rows))
         cats = list(map(columns.category, rows))
         stamps = list(map(columns.timestamp, rows))
+        # Integers arrive as floats: only durations far enough inside the range that the
+        # general path's checks of either type agree (and exactly convertible) fold here.
         folded = self._columns.fold_columns(
-            columns, cats, stamps, durations, flags, lines, rejected, general
+            columns,
+            cats,
+            stamps,
+            durations,
+            flags,
+            lines,
+            rejected,
+            general,
+            float_limit=self._max_duration,
         )
         if not folded:
             fallback(lines)
 
-    def _flag_unsafe_durations(self, durations: list[Any], flags: dict[int, str]) -> None:
-        """Durations past the range the general path checks differently for integers and floats
-        (and past exact integer conversion) are left to it."""
-        present = durations if None not in durations else [d for d in durations if d is not None]
-        if present and max(present) > self._max_duration:
-            limit = self._max_duration
-            flags.update(
-                (i, GENERAL) for i, d in enumerate(durations) if d is not None and d > limit
-            )
+
+def _learned_values(shape: BlockShape, raw: bytes) -> bool:
+    """Whether the refused line holds category texts the shape reads as literals from now on."""
+    try:
+        values = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return type(values) is dict and shape.learn_values(values)
 
 
-def _valid_utf8(lines: Lines) -> bool:
-    """Whether every line is UTF-8 (the decoder does not check keys and strings it skips)."""
-    data = b"".join(lines)
+def _valid_utf8(data: bytes) -> bool:
+    """Whether ``data`` is UTF-8."""
     if data.isascii():
         return True
     try:
