@@ -6,10 +6,11 @@ it is decoded. The decoder of a ``BlockShape`` is built from one line's
 keys (as ``json_shapes`` reads a batch from its first object's keys):
 
 - each target of the category (``json_shapes.CATEGORY``), the timestamp
-  and the duration is read from the one candidate key that line holds, as
-  ``str | None`` (status ``int | None``, duration ``float | None``, which
-  takes integers too and refuses booleans, as the general path does);
-  a target none of whose keys it holds is read as always null;
+  and the duration is read from the one candidate key that line holds (or
+  its first candidate, if it holds none), as ``str | None`` (status
+  ``int | None``, duration ``float | None``, which takes integers too and
+  refuses booleans, as the general path does); a target without candidate
+  keys is read as always null;
 - the text targets of the category are read as literals, the values seen
   so far (``learn_values``, up to ``MAX_LITERALS`` each, then any text): a
   literal decodes to the one string object of that value, whose hash is
@@ -23,9 +24,9 @@ keys (as ``json_shapes`` reads a batch from its first object's keys):
 
 A row is the struct as a tuple (``msgspec.structs.astuple``): the category
 first, then the timestamp, the duration and the stack keys, at fixed
-positions. A line whose keys make two candidates of one target present, or
-a mapping that names one key for two targets, has no shape: its block goes
-the existing way.
+positions. A line holding two candidates of one target, or a mapping that names one
+key for two targets, has no shape: its block goes the existing way. Lines
+without a component or a timestamp are refused, by the column passes.
 """
 
 from __future__ import annotations
@@ -132,10 +133,10 @@ def shape_of(
     for target in (*CATEGORY, "timestamp", "duration"):
         candidates = names[target]
         present = [key for key in candidates if key in keys]
-        if len(present) > 1 or (not present and target in ("component", "timestamp")):
+        if len(present) > 1:
             return None
-        chosen.append(present[0] if present else (candidates or (f"selfheal:no-{target}",))[0])
-        types.append(_TYPES[target] if present else None)
+        chosen.append((*present, *candidates, f"selfheal:no-{target}")[0])
+        types.append(_TYPES[target] if candidates else None)
     stacks = list(names["stack"])
     nulls = [k for t in (*CATEGORY, "timestamp", "duration") for k in names[t] if k not in chosen]
     extras = [k for k in keys if not any(k in names[t] for t in names if t != "message")]
