@@ -129,9 +129,6 @@ class JsonBlocks:
         """Decode and fold consecutive lines, handing refused ones to ``fallback`` in order."""
         while lines:
             data = b"\n".join(lines)
-            if not _valid_utf8(data):  # the decoder skips keys and strings it does not read
-                fallback(lines)
-                return
             try:
                 records = shape.decoder.decode_lines(data)
             except (msgspec.ValidationError, msgspec.DecodeError) as error:
@@ -220,17 +217,6 @@ def _learned_values(shape: BlockShape, raw: bytes) -> bool:
     except orjson.JSONDecodeError:
         return False
     return type(values) is dict and shape.learn_values(values)
-
-
-def _valid_utf8(data: bytes) -> bool:
-    """Whether ``data`` is UTF-8."""
-    if data.isascii():
-        return True
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _refused_line(lines: Lines, message: str) -> int | None:
