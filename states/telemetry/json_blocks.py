@@ -186,7 +186,7 @@ class JsonBlocks:
         flags: dict[int, str] = {}
         if shape.stacks:  # a line with a stack trace: the general path parses its frames
             stacks = list(map(shape.stack_of, rows))
-            nothing = (None,) * shape.stacks
+            nothing = (None,) * max(2, len(shape.stacks))
             if stacks.count(nothing) != len(stacks):
                 flags.update((i, GENERAL) for i, s in enumerate(stacks) if s != nothing)
         columns = shape.columns
