@@ -2,12 +2,14 @@
 
 Most services log JSON lines in a plain shape (flat keys, an ISO timestamp,
 numeric duration and status, a known level), and a window needs only a few
-of those values. Lines are taken ``json_columns.BATCH_LINES`` at a time:
-a batch whose lines share their keys is folded column by column
-(``json_columns``); any other batch goes through the loop here, which reads
-each line's values with one ``dict.get`` per candidate key, checks each has
-the plain type the general path accepts without conversion, takes its window
-from ``SecondWindows`` and adds it to the folder's tally directly.
+of those values. A poll's blocks are first decoded whole by a typed decoder
+(``json_blocks``); the lines it refuses come here, in order, and are taken
+``json_columns.BATCH_LINES`` at a time: a batch whose lines share their keys
+is folded column by column (``json_columns``); any other batch goes through
+the loop here, which reads each line's values with one ``dict.get`` per
+candidate key, checks each has the plain type the general path accepts
+without conversion, takes its window from ``SecondWindows`` and adds it to
+the folder's tally directly.
 
 Anything else is handed, as the raw line, to the general path (the source's
 parser, then ``WindowFolder.add_record``): a line that does not decode, a
