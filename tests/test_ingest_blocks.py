@@ -249,6 +249,8 @@ def test_more_than_1024_samples_in_a_window_are_sketched_identically() -> None:
         FormatSpec(timezone="Europe/Paris"),
         FormatSpec(fields={"duration": ["latency", "duration_ms"]}),
         FormatSpec(fields={"level": []}),
+        FormatSpec(fields={"stack": []}),
+        FormatSpec(fields={"stack": ["stack"]}),
         FormatSpec(component="shop", fields={"component": []}),
         FormatSpec(fields={"instance": ["component"]}),
     ],

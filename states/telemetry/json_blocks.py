@@ -184,7 +184,7 @@ class JsonBlocks:
         fallback: Fallback,
     ) -> None:
         flags: dict[int, str] = {}
-        if shape.stacks:  # a line with a stack trace: the general path parses its frames
+        if shape.stack_of is not None:  # a line with a stack: the general path parses its frames
             stacks = list(map(shape.stack_of, rows))
             nothing = (None,) * max(2, len(shape.stacks))
             if stacks.count(nothing) != len(stacks):

@@ -78,7 +78,7 @@ class BlockShape:
     literals: dict[int, set[str] | None]  # text fields of the category: values read as literals
     refused: frozenset[str]  # keys never learned: other targets' candidates
     columns: Shape  # what ``json_columns`` groups the rows under
-    stack_of: Callable[[Row], Row]  # a row's stack values (twice the one, if one)
+    stack_of: Callable[[Row], Row] | None  # a row's stack values (twice the one, if one)
     stacks: list[str]
     decoder: msgspec.json.Decoder[Any] = field(init=False)
     learnable: int = field(init=False)  # how many more keys ``learn`` may add
@@ -161,7 +161,7 @@ def shape_of(
         position[read[t]]: set() for t in CATEGORY if t != "status" and names[t]
     }
     at = [position[key] for key in stacks]
-    stack_of = operator.itemgetter(*at) if len(at) > 1 else operator.itemgetter(*at, *at)
+    stack_of = operator.itemgetter(*(at if len(at) > 1 else at * 2)) if at else None
     try:
         shape = BlockShape(keys, types, literals, frozenset(named), columns, stack_of, stacks)
     except ValueError:  # a key msgspec cannot name (a quote, a backslash, a control byte)
