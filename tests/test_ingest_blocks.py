@@ -319,10 +319,25 @@ def spoiled_blocks(draw: Callable[..., Any]) -> list[bytes]:
     return lines
 
 
+MAPPINGS = [
+    FormatSpec(),
+    FormatSpec(duration_unit="us"),
+    FormatSpec(timezone="Europe/Paris"),
+    FormatSpec(fields={"stack": [], "level": ["severity", "level"]}),
+    FormatSpec(fields={"component": ["service", "component"], "instance": []}),
+]
+
+
 @PROPERTY
-@given(lines=spoiled_blocks(), window_s=st.sampled_from([60.0, 1.0, 2.5]))
-def test_generated_blocks_fold_as_the_general_path(lines: list[bytes], window_s: float) -> None:
-    assert_same(FormatSpec(), lines, window_s)
+@given(
+    lines=spoiled_blocks(),
+    window_s=st.sampled_from([60.0, 1.0, 2.5]),
+    spec=st.sampled_from(MAPPINGS),
+)
+def test_generated_blocks_fold_as_the_general_path(
+    lines: list[bytes], window_s: float, spec: FormatSpec
+) -> None:
+    assert_same(spec, lines, window_s)
 
 
 # --- what a poll stores ------------------------------------------------------------------------------
