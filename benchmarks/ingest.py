@@ -6,7 +6,10 @@ the way the daemon does it: ``poll_sources`` over a real data directory
 default, so several polls), then ``close_due_windows``. That is read → parse
 → normalize → fold → windows stored and closed. Formats:
 
-- ``json``: JSON lines in the default shape (the hot path);
+- ``json``: JSON lines in the default shape (the hot path); the share of
+  lines each route folds (the block decoder, the batch path, the general
+  parser) is reported for them and for a realistic mix of the same size
+  (``ingest_routes``);
 - ``logfmt``: the same fields as ``key=value`` pairs;
 - ``nginx``: combined access log lines with ``$request_time``;
 - ``syslog``: RFC 3164 lines with an ISO timestamp and free-text messages,
@@ -66,6 +69,7 @@ from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 from sqlmodel import select
 
+from benchmarks.ingest_routes import route_shares, write_mixed_log
 from states.settings import Settings
 from states.telemetry import folding
 from states.telemetry.ingest import close_due_windows, poll_sources
@@ -376,6 +380,11 @@ def measure_format(kind: str, n: int, repeats: int, workdir: Path) -> list[dict[
     ]
     rows.append(_median_row(f"{kind}: read file alone", n, read_runs))
     if kind == "json":
+        rows[0]["routes"] = route_shares(log, now)
+        mixed = workdir / "json-mixed.log"
+        write_mixed_log(mixed, n, now)
+        rows[0]["routes_mixed"] = route_shares(mixed, now)
+        mixed.unlink()
         lines = log.read_bytes().splitlines()
         rows.append(
             _median_row(
@@ -470,6 +479,11 @@ def render(results: dict[str, Any]) -> str:
     ]
     lines.append("")
     lines.append(f"medians of {results['repeats']} runs, {results['lines']:,} lines per format")
+    for row in results["rows"]:
+        for label in ("routes", "routes_mixed"):
+            if label in row:
+                shares = ", ".join(f"{k} {v:.2%}" for k, v in row[label].items())
+                lines.append(f"{row['name']}, {label.replace('_', ' ')}: {shares}")
     lines += [f"{name}: {value}x (CPU)" for name, value in results["cpu_ratios"].items()]
     return "\n".join(lines)
 

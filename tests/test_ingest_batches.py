@@ -1,7 +1,9 @@
 """Batches of JSON lines folded by columns give exactly what the general path gives.
 
-Plain JSON lines are folded ``json_columns.BATCH_LINES`` at a time, column by
-column, when a batch's objects share their keys. Each test builds batches of
+Lines the block decoder refuses (``json_blocks``), and every line within
+``blocks_off()``, are folded ``json_columns.BATCH_LINES`` at a time, column by
+column, when a batch's objects share their keys; ``assert_same`` runs both
+routes. Each test builds batches of
 that shape and spoils them in one way (a line that does not decode, a blank
 line, a line ending in CR, a line over the limit, a category the fast path
 must refuse, an object with a key too many or too few, timestamps across a
@@ -27,7 +29,7 @@ from states.telemetry.folding import WindowFolder
 from states.telemetry.formats import FormatSpec, make_parser
 from states.telemetry.json_ingest import JsonFastPath
 from states.telemetry.window_templates import SourceTemplates
-from tests.support.json_paths import BOUNDS, DROP, NOW, assert_same, line
+from tests.support.json_paths import BOUNDS, DROP, NOW, assert_same, blocks_off, line
 
 BATCH = json_columns.BATCH_LINES
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -70,7 +72,7 @@ def test_uniform_batches_are_folded_by_columns() -> None:
         columns_used[folded] += 1
         return folded
 
-    with pytest.MonkeyPatch.context() as patch:
+    with blocks_off(), pytest.MonkeyPatch.context() as patch:
         patch.setattr(json_columns.JsonColumns, "fold", counting)
         line_folding.fold_lines(
             FormatSpec(), make_parser(FormatSpec()), lines, folder, BOUNDS, None

@@ -11,9 +11,10 @@ six. Stack frames and template ids, which few records carry, are kept per
 window in record order, as ``fold`` keeps them.
 
 ``partials`` returns exactly what ``windows.fold`` returns for the same
-records (durations in another order: a window's samples are a multiset, and
-operation totals are exact sums), with a window's durations already
-sketched when there are more than ``sketches.EXACT_LIMIT`` of them.
+records (a window's samples in ascending order, whatever order its lines
+were folded in, and operation totals as exact sums), with a window's
+durations already sketched when there are more than
+``sketches.EXACT_LIMIT`` of them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 
 from states.telemetry.operations import OperationTally, figures_of
 from states.telemetry.records import Record
-from states.telemetry.sketches import EXACT_LIMIT, LatencySketch, sketch_of
+from states.telemetry.sketches import EXACT_LIMIT, sketch_of
 from states.telemetry.windows import MAX_FRAMES, PartialWindow, WindowKey
 
 # component, instance ("" = none), window bucket (start / window_s), version ("" = none),
@@ -136,7 +137,6 @@ class WindowFolder:
         """Every window this poll touched, per instance and for all instances."""
         starts: dict[int, datetime] = {}
         parts: dict[WindowKey, PartialWindow] = {}
-        members: dict[WindowKey, list[TallyKey]] = {}
         operations: dict[WindowKey, dict[str, OperationTally]] = {}
         for tally_key, tally in self.tallies.items():
             component, instance, bucket, version, operation = tally_key
@@ -150,7 +150,6 @@ class WindowFolder:
                 part = parts.get(key)
                 if part is None:
                     part = parts[key] = PartialWindow()
-                    members[key] = []
                 part.count += tally.count
                 part.errors += tally.errors
                 part.samples.extend(tally.durations)
@@ -164,29 +163,20 @@ class WindowFolder:
                     if entry is None:
                         entry = by_name[operation] = OperationTally()
                     entry.add(tally.count, tally.errors, tally.durations)
-                members[key].append(tally_key)
         for key, by_name in operations.items():
             parts[key].operations = figures_of(by_name)
-        self._sketch_large(parts, members)
+        self._sketch_large(parts)
+        for part in parts.values():
+            part.samples.sort()  # canonical: whatever order the lines were folded in
         for (component, instance, bucket), extras in self._extras.items():
             part = parts[(component, instance, starts[bucket])]
             part.frames = extras.frames
             part.new_templates = extras.new_templates
         return parts
 
-    def _sketch_large(
-        self, parts: dict[WindowKey, PartialWindow], members: dict[WindowKey, list[TallyKey]]
-    ) -> None:
-        """Windows with many durations get a sketch, built once per tally and merged."""
-        sketches: dict[TallyKey, LatencySketch] = {}
-        for key, part in parts.items():
-            if len(part.samples) <= EXACT_LIMIT:
-                continue
-            merged = LatencySketch()
-            for tally_key in members[key]:
-                sketch = sketches.get(tally_key)
-                if sketch is None:
-                    durations = self.tallies[tally_key].durations
-                    sketch = sketches[tally_key] = sketch_of(durations)
-                merged.merge(sketch)
-            part.sketch, part.samples = merged, []
+    @staticmethod
+    def _sketch_large(parts: dict[WindowKey, PartialWindow]) -> None:
+        """Windows with many durations get a sketch of them, built in one pass per window."""
+        for part in parts.values():
+            if len(part.samples) > EXACT_LIMIT:
+                part.sketch, part.samples = sketch_of(part.samples), []

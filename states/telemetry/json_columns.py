@@ -87,6 +87,7 @@ class JsonColumns:
         self._max_duration = LONGEST_DURATION_MS / rules.duration_unit_ms
         self._default_level = LEVEL_SPELLINGS.get(rules.default_level)
         self._shapes: dict[tuple[str, ...], Shape | None] = {}
+        self._tracked: list[Shape] = []  # shapes of typed blocks (``json_blocks``)
 
     def fold(self, batch: Sequence[bytes], rejected: Counter[str], general: GeneralPath) -> bool:
         """Fold one batch (no line over the parser's limit); False, having folded nothing,
@@ -94,15 +95,40 @@ class JsonColumns:
         columns = self._columns(batch)
         if columns is None:
             return False
-        shape, docs, cats, stamps, durations = columns
+        shape, docs = columns.shape, columns.docs
         flags: dict[int, str] = {}  # line -> GENERAL, or the reason it is rejected
         if not _same_keys(shape, docs):
             absent = shape.absent
             flags.update(
                 (i, GENERAL) for i, d in enumerate(docs) if not d.keys().isdisjoint(absent)
             )
+        return self.fold_columns(
+            shape, columns.cats, columns.stamps, columns.durations, flags, batch, rejected, general
+        )
+
+    def fold_columns(
+        self,
+        shape: Shape,
+        cats: list[Category],
+        stamps: list[object],
+        durations: list[object] | None,
+        flags: dict[int, str],
+        batch: Sequence[bytes],
+        rejected: Counter[str],
+        general: GeneralPath,
+        *,
+        float_limit: float | None = None,
+    ) -> bool:
+        """Fold the columns read from ``batch`` (``flags``: lines already left to the general
+        path); False, having folded nothing, when the batch must go line by line.
+
+        ``float_limit`` lowers the largest float duration folded here (larger
+        ones go to the general path): for a reader that cannot tell which
+        floats were written as integers, which the general path bounds after
+        conversion rather than before.
+        """
         windows = self._windows(stamps, flags)
-        values = self._durations(durations, shape, flags)
+        values = self._durations(durations, shape, flags, float_limit or self._max_duration)
         if not self._group(shape, cats, windows, values, flags):
             return False
         for i in sorted(flags):
@@ -112,9 +138,13 @@ class JsonColumns:
                 rejected[flags[i]] += 1
         return True
 
+    def track(self, shape: Shape) -> None:
+        """Fold the lines another reader grouped under ``shape`` at ``finish`` too."""
+        self._tracked.append(shape)
+
     def finish(self) -> None:
         """Hand the poll's grouped lines to the folder as tallies."""
-        for shape in self._shapes.values():
+        for shape in (*self._shapes.values(), *self._tracked):
             if shape is None:
                 continue
             for window, by_category in shape.by_window.items():
@@ -123,7 +153,11 @@ class JsonColumns:
                         tuple[Any, ...], shape.parts[cat]
                     )
                     count = len(values)
-                    timed = [v for v in values if v is not None]
+                    timed = (
+                        cast(list[float], values)
+                        if None not in values
+                        else [v for v in values if v is not None]
+                    )
                     key: TallyKey = (component, instance, window, version, operation)
                     self._folder.add_tally(key, count, count if error else 0, timed)
             shape.by_window.clear()
@@ -193,7 +227,11 @@ class JsonColumns:
     # --- durations ------------------------------------------------------------------------------
 
     def _durations(
-        self, durations: list[object] | None, shape: Shape, flags: dict[int, str]
+        self,
+        durations: list[object] | None,
+        shape: Shape,
+        flags: dict[int, str],
+        float_limit: float,
     ) -> Iterable[float | None]:
         """Durations in milliseconds, checked as ``fields.coerce_duration_ms`` checks them."""
         if durations is None:
@@ -202,7 +240,7 @@ class JsonColumns:
         types = set(map(type, durations))
         if types == {_FLOAT}:
             floats = cast(list[float], durations)
-            if min(floats) >= 0.0 and max(floats) <= self._max_duration:
+            if min(floats) >= 0.0 and max(floats) <= float_limit:
                 return floats if unit == 1.0 else list(map(operator.mul, floats, repeat(unit)))
         elif types <= {_INT, _FLOAT} and (unit == 1.0 or types == {_INT}):
             millis = list(map(float, cast(list[float], durations)))
@@ -210,12 +248,12 @@ class JsonColumns:
                 millis = list(map(operator.mul, millis, repeat(unit)))
             if min(millis) >= 0.0 and max(millis) <= LONGEST_DURATION_MS:
                 return millis
-        return self._durations_one_by_one(durations, shape, flags)
+        return self._durations_one_by_one(durations, shape, flags, float_limit)
 
     def _durations_one_by_one(
-        self, durations: list[object], shape: Shape, flags: dict[int, str]
+        self, durations: list[object], shape: Shape, flags: dict[int, str], longest: float
     ) -> list[float | None]:
-        unit, longest = self._unit_ms, self._max_duration
+        unit = self._unit_ms
         values: list[float | None] = []
         for i, value in enumerate(durations):
             millis: float | None = None

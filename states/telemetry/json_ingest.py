@@ -2,12 +2,14 @@
 
 Most services log JSON lines in a plain shape (flat keys, an ISO timestamp,
 numeric duration and status, a known level), and a window needs only a few
-of those values. Lines are taken ``json_columns.BATCH_LINES`` at a time:
-a batch whose lines share their keys is folded column by column
-(``json_columns``); any other batch goes through the loop here, which reads
-each line's values with one ``dict.get`` per candidate key, checks each has
-the plain type the general path accepts without conversion, takes its window
-from ``SecondWindows`` and adds it to the folder's tally directly.
+of those values. A poll's blocks are first decoded whole by a typed decoder
+(``json_blocks``); the lines it refuses come here, in order, and are taken
+``json_columns.BATCH_LINES`` at a time: a batch whose lines share their keys
+is folded column by column (``json_columns``); any other batch goes through
+the loop here, which reads each line's values with one ``dict.get`` per
+candidate key, checks each has the plain type the general path accepts
+without conversion, takes its window from ``SecondWindows`` and adds it to
+the folder's tally directly.
 
 Anything else is handed, as the raw line, to the general path (the source's
 parser, then ``WindowFolder.add_record``): a line that does not decode, a
@@ -29,6 +31,7 @@ import orjson
 from states.telemetry.fields import _LONGEST_DURATION_MS as LONGEST_DURATION_MS
 from states.telemetry.fields import FieldError
 from states.telemetry.folding import Tally, TimeBounds, WindowFolder
+from states.telemetry.json_blocks import JsonBlocks
 from states.telemetry.json_columns import BATCH_LINES, JsonColumns
 from states.telemetry.json_lines import JsonLinesParser
 from states.telemetry.mapping import LEVEL_SPELLINGS, RecordBuilder, single_names
@@ -253,8 +256,20 @@ class JsonPoll:
         self._columns = JsonColumns(
             fast.candidates, fast.builder, folder, self._seconds, mine_severe=mine_severe
         )
+        rules = fast.builder.rules
+        self._blocks = JsonBlocks(
+            fast.candidates,
+            self._columns,
+            fast.max_bytes,
+            LONGEST_DURATION_MS / rules.duration_unit_ms,
+        )
 
     def feed(self, lines: Sequence[bytes]) -> None:
+        """Fold a block of lines: decoded whole where the typed decoder takes them, the rest
+        (in order) by batches."""
+        self._blocks.feed(lines, self._rejected, self._general, self.feed_batches)
+
+    def feed_batches(self, lines: Sequence[bytes]) -> None:
         """Fold these lines: batches of one shape by columns, the others line by line."""
         max_bytes = self._fast.max_bytes
         any_too_long = max(map(len, lines), default=0) > max_bytes

@@ -5,8 +5,9 @@ The reader hands a poll's new lines over a block (about 1 MiB) at a time;
 ``WindowFolder`` before the next one is read, so a poll's memory stays
 small and warm. Which parser does the work depends on the format:
 
-- plain JSON lines take ``json_ingest``'s fast path (batches folded by
-  columns, other lines one by one, anything unusual through the parser);
+- plain JSON lines take ``json_ingest``'s fast path (blocks decoded whole
+  by a typed decoder, the lines it refuses in batches folded by columns or
+  one by one, anything unusual through the parser);
 - syslog lines that each start with a priority take ``syslog_ingest``'s;
 - every other format goes through its parser (joining stack-trace lines
   onto the record they follow for the text formats) and

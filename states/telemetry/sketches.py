@@ -213,12 +213,12 @@ def merge_latencies(
 ) -> tuple[list[float], dict[str, Any]]:
     """A window's stored latencies plus new ones: exact up to ``EXACT_LIMIT``, a sketch past it.
 
-    Returns the samples and sketch state to store; exactly one of them is
-    non-empty once there is any sample.
+    Returns the samples (in ascending order) and sketch state to store;
+    exactly one of them is non-empty once there is any sample.
     """
     exact = not sketch_state and new_sketch is None
     if exact and len(samples) + len(new_samples) <= EXACT_LIMIT:
-        return [*samples, *new_samples], {}
+        return sorted([*samples, *new_samples]), {}  # two ascending runs: merged in one pass
     if sketch_state:
         sketch = LatencySketch.from_state(sketch_state)
         if new_sketch is not None:

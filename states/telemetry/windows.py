@@ -34,8 +34,10 @@ def window_start(moment: datetime, window_s: float) -> datetime:
 class PartialWindow:
     """What one poll saw of one window; merged into the stored window.
 
-    Durations are in ``samples``, or in ``sketch`` when there were too many to
-    keep one by one. ``templates`` counts mined messages per template key,
+    Durations are in ``samples`` (in ascending order: a window's samples are
+    a multiset, and one order for it makes every ingestion path store the
+    same window), or in ``sketch`` when there were too many to keep one by
+    one. ``templates`` counts mined messages per template key,
     ``new_templates`` lists the keys first seen in this poll and
     ``operations`` holds the figures per operation (see ``operations``).
     """
@@ -76,6 +78,8 @@ def fold(records: Iterable[Record], window_s: float) -> dict[WindowKey, PartialW
                 tally.add_record(error, record.duration_ms)
     for key, tallies in operations.items():
         partials[key].operations = figures_of(tallies)
+    for part in partials.values():
+        part.samples.sort()
     return partials
 
 
