@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test workers (pytest-xdist): whole modules per worker, the real-time end-to-end
+# modules together on one (tests/conftest.py). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: demo demo-bad-fix test lint typecheck contracts check bench clean
 
@@ -20,7 +23,7 @@ demo-bad-fix: $(STAMP)
 	$(BIN)/selfheal demo --scenario bad-fix
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check agent states sequences storage tests benchmarks

@@ -203,12 +203,18 @@ class Successor:
 @pytest.fixture(scope="module")
 def successor(stopped: StoppedDaemon, daemons: Daemons) -> Iterator[Successor]:
     manager = ServiceManager(stopped.config.parent / "successor.sock")
+    proc = None
     try:
         proc = daemons.start(stopped.config, manager)
         yield Successor(stopped.config, proc, manager)
-        daemons.stop(proc)
     finally:
+        # The tests stop reading after READY. Unread datagrams fill the socket's queue
+        # (net.unix.max_dgram_qlen, often 10: five seconds of watchdog pings and statuses),
+        # and the daemon's next send then blocks, SIGTERM or not, until the socket is gone:
+        # so the manager goes first, and the daemon's sends fail instead of waiting.
         manager.close()
+        if proc is not None:
+            daemons.stop(proc)
 
 
 class TestOneDaemonPerDataDir:

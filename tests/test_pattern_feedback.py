@@ -14,8 +14,6 @@ scenario runs once per module; each test checks one thing it should show.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +27,7 @@ from states.learn.signatures import confidence_of
 from storage import repository as repo
 from storage.db import Database, open_database
 from storage.tables import CycleRow, TransitionRow
-from tests.support.daemon import PROJECT_ROOT
+from tests.support.cli import run_cli
 from tests.support.history import reintroduce_regression
 from tests.support.polling import wait_for
 from tests.support.records import (
@@ -72,15 +70,7 @@ class TwoIncidents:
 
 
 def _approve(stage: Stage, reason: str) -> str:
-    command = ["override", "approve", "--reason", reason, "--by", APPROVER]
-    done = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "--config", str(stage.config), *command],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        timeout=60,
-        check=False,
-    )
+    done = run_cli(stage.config, "override", "approve", "--reason", reason, "--by", APPROVER)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

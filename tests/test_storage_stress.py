@@ -12,7 +12,9 @@ errors are retried, a bounded number of times, and nothing else is.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +32,14 @@ WORKERS = 4
 
 
 @pytest.fixture(scope="module")
-def stress(tmp_path_factory: pytest.TempPathFactory) -> StressReport:
-    return run_stress(tmp_path_factory.mktemp("stress"), seconds=SECONDS, workers=WORKERS)
+def stress() -> Iterator[StressReport]:
+    # On the disk, not in the suite's in-memory scratch (tests/conftest.py): commits that wait
+    # on fsync hold the write lock as long as they do in production, and that is the stress.
+    root = Path(tempfile.mkdtemp(prefix="selfheal-stress-"))
+    try:
+        yield run_stress(root, seconds=SECONDS, workers=WORKERS)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_the_daemon_kept_writing_while_the_cli_ran(stress: StressReport) -> None:
