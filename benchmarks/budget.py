@@ -18,6 +18,11 @@ window, medians over the repetitions, measured in the same run; the budget
 computation alone (one report at the newest window) is timed too, and the
 two reports are compared for equality.
 
+Finding the windows to judge (``repo.unevaluated_windows``, once a tick) is
+timed alone and the one-window tick again, each with the partial index on
+unjudged windows dropped inside the rolled-back transaction: that is the
+work list before it had an index.
+
 Run: ``python -m benchmarks.budget [--days 1 7 30] [--repeats N] [--out FILE]``.
 """
 
@@ -57,6 +62,7 @@ COMPONENT = "catalog"
 WINDOW = timedelta(seconds=60)
 NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 BATCH = 2000  # windows per insert statement
+WORK_LIST_INDEX = "ix_metric_window_unevaluated"
 
 
 def make_settings() -> Settings:
@@ -138,11 +144,20 @@ def build(path: Path, days: int, new_windows: int) -> Database:
 # --- measuring -----------------------------------------------------------------------------------
 
 
-def cpu_per_window(db: Database, settings: Settings, windows: int, repeats: int) -> list[float]:
+def drop_work_list_index(session: Session) -> None:
+    """Detection's work list as it was before its index (DDL is undone with the rollback)."""
+    session.connection().exec_driver_sql(f"DROP INDEX {WORK_LIST_INDEX}")
+
+
+def cpu_per_window(
+    db: Database, settings: Settings, windows: int, repeats: int, *, indexed: bool = True
+) -> list[float]:
     """CPU seconds per judged window of each repetition (judged, then rolled back)."""
     samples = []
     for _ in range(repeats):
         with db.write() as session:
+            if not indexed:
+                drop_work_list_index(session)
             started = time.process_time()
             judged = beats.evaluate(session, settings, NOW)["judged"]
             samples.append((time.process_time() - started) / judged)
@@ -158,6 +173,30 @@ def cpu_of(work: Callable[[], object], repeats: int) -> list[float]:
         work()
         samples.append(time.process_time() - started)
     return samples
+
+
+def work_list(db: Database, repeats: int) -> dict[str, Any]:
+    """CPU of finding the windows to judge (once a tick), without and with its index."""
+
+    def find(indexed: bool) -> list[float]:
+        samples = []
+        for _ in range(repeats):
+            with db.write() as session:
+                if not indexed:
+                    drop_work_list_index(session)
+                started = time.process_time()
+                found = repo.unevaluated_windows(session)
+                samples.append(time.process_time() - started)
+                assert len(found) == 1, len(found)
+                session.rollback()
+        return samples
+
+    without, with_index = find(indexed=False), find(indexed=True)
+    return {
+        "without_index_ms": _median_ms(without),
+        "with_index_ms": _median_ms(with_index),
+        "ratio": round(statistics.median(without) / max(statistics.median(with_index), 1e-9), 1),
+    }
 
 
 def budget_alone(db: Database, settings: Settings, repeats: int) -> dict[str, Any]:
@@ -198,7 +237,9 @@ def measure(days: int, new_windows: int, repeats: int) -> dict[str, Any]:
             with mock.patch.object(beats, "_burn", legacy_burn):
                 before = cpu_per_window(db, settings, new_windows, repeats)
             after = cpu_per_window(db, settings, new_windows, repeats)
+            unindexed = cpu_per_window(db, settings, new_windows, repeats, indexed=False)
             alone = budget_alone(db, settings, repeats) if new_windows == 1 else None
+            found = work_list(db, repeats * 4) if new_windows == 1 else None
         finally:
             db.dispose()
     row: dict[str, Any] = {
@@ -209,9 +250,12 @@ def measure(days: int, new_windows: int, repeats: int) -> dict[str, Any]:
         "before_ms_per_window": _median_ms(before),
         "after_ms_per_window": _median_ms(after),
         "ratio": round(statistics.median(before) / statistics.median(after), 1),
+        "after_without_work_list_index_ms_per_window": _median_ms(unindexed),
     }
     if alone is not None:
         row["budget_alone"] = alone
+    if found is not None:
+        row["work_list"] = found
     return row
 
 
@@ -237,6 +281,20 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{r['days']:>5} {r['windows_stored']:>7} {r['judged_per_tick']:>7} "
             f"{r['before_ms_per_window']:>9} {r['after_ms_per_window']:>7} {r['ratio']:>7}{extra}"
         )
+    lines += ["", "finding the windows to judge, once a tick (ms CPU, median)", ""]
+    lines.append(
+        f"{'days':>5} {'stored':>7} {'no index':>9} {'index':>7} {'ratio':>7}"
+        f" {'tick no index':>14} {'tick':>7}"
+    )
+    for r in rows:
+        if "work_list" in r:
+            found = r["work_list"]
+            lines.append(
+                f"{r['days']:>5} {r['windows_stored']:>7} {found['without_index_ms']:>9}"
+                f" {found['with_index_ms']:>7} {found['ratio']:>7}"
+                f" {r['after_without_work_list_index_ms_per_window']:>14}"
+                f" {r['after_ms_per_window']:>7}"
+            )
     return "\n".join(lines)
 
 
@@ -253,7 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "what": "detect.evaluate CPU per judged window, before (every window of the period "
-        "loaded) and after (hourly totals)",
+        "loaded) and after (hourly totals); finding the windows to judge without and with "
+        "the partial index on unjudged windows, and a tick without it",
         "python": platform.python_version(),
         "rows": rows,
     }

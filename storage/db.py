@@ -25,7 +25,7 @@ from sqlalchemy.exc import DatabaseError as SADatabaseError
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from storage import budget_hours, tables
+from storage import budget_hours, migrations, tables
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
@@ -194,23 +194,12 @@ def _initialise_or_check_version(db: Database) -> None:
 
 
 def _add_missing_tables(db: Database) -> None:
-    """Create tables and window columns added to this schema version since the file was made.
-
-    Nothing else is altered: a table is created whole (the hourly budget totals
-    with their triggers and the sums of the windows already there), a column
-    is added with the empty value new rows get.
-    """
-    names = set(inspect(db._writer).get_table_names())
-    if set(SQLModel.metadata.tables) <= names and not tables.missing_window_columns(db._writer):
+    """Upgrade a file made by an earlier release of this schema version (``storage.migrations``)."""
+    if not migrations.missing(db._writer):
         return
     with db.write() as session:
-        connection = session.connection()
         # Asked again under the write lock: another process may have just added them.
-        summed = inspect(connection).has_table(budget_hours.TABLE)
-        SQLModel.metadata.create_all(connection, checkfirst=True)
-        tables.add_window_columns(connection, tables.missing_window_columns(connection))
-        if not summed:
-            budget_hours.install(connection)
+        migrations.upgrade(session.connection(), db.path)
 
 
 def open_database(path: Path) -> Database:

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, update
+from sqlalchemy import bindparam, delete, func, insert, text, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from storage.tables import (
+    UNEVALUATED,
     AgentStateRow,
     AnomalyRow,
     ArtifactRow,
@@ -330,12 +331,7 @@ def open_windows(session: Session) -> list[WindowRow]:
 
 def unevaluated_windows(session: Session) -> list[WindowRow]:
     """Closed all-instance windows detection has not looked at yet, oldest first."""
-    stmt = (
-        select(WindowRow)
-        .where(col(WindowRow.closed).is_(True), col(WindowRow.evaluated).is_(False))
-        .where(WindowRow.instance == "")
-        .order_by(col(WindowRow.start))
-    )
+    stmt = select(WindowRow).where(text(UNEVALUATED)).order_by(col(WindowRow.start))
     return list(session.exec(stmt))
 
 

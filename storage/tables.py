@@ -16,11 +16,12 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
+    Index,
     TypeDecorator,
     UniqueConstraint,
-    inspect,
+    text,
 )
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
 
@@ -193,6 +194,12 @@ class CursorRow(SQLModel, table=True):
     updated_at: datetime = _at()
 
 
+# Closed all-instance windows detection has not judged yet. Written exactly as the
+# query that reads them says it: SQLite uses a partial index only for a query whose
+# WHERE contains the index's own terms, and a bound parameter would not match ''.
+UNEVALUATED = "closed IS 1 AND evaluated IS 0 AND instance = ''"
+
+
 class WindowRow(SQLModel, table=True):
     """One fixed time window of one component (``instance`` empty for all instances together).
 
@@ -208,7 +215,12 @@ class WindowRow(SQLModel, table=True):
     """
 
     __tablename__ = "metric_window"
-    __table_args__ = (UniqueConstraint("component", "instance", "start"),)
+    __table_args__ = (
+        UniqueConstraint("component", "instance", "start"),
+        # Detection's work list, read every tick: only the rows waiting in it are
+        # indexed, so finding them costs the same with a day or a month stored.
+        Index("ix_metric_window_unevaluated", "start", sqlite_where=text(UNEVALUATED)),
+    )
     id: int | None = Field(default=None, primary_key=True)
     component: str = Field(index=True)
     instance: str = ""
@@ -245,38 +257,6 @@ class TemplateStateRow(SQLModel, table=True):
     templates: int = 0
     state: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
     updated_at: datetime = _at()
-
-
-# Window columns added since schema version 1 was first released, as DDL, oldest first:
-# the latency sketches and templates, the watched gauges, then the per-operation figures.
-WINDOW_COLUMNS_ADDED = (
-    ("sketch", "'{}'"),
-    ("templates", "'{}'"),
-    ("new_templates", "'[]'"),
-    ("gauges", "'{}'"),
-    ("operations", "'{}'"),
-)
-
-
-def missing_window_columns(bind: Connection | Engine) -> list[str]:
-    """The ``WINDOW_COLUMNS_ADDED`` an older file's ``metric_window`` lacks (none if no table)."""
-    found = inspect(bind)
-    if not found.has_table(WindowRow.__tablename__):
-        return []  # a new file: the window table is created whole
-    present = {column["name"] for column in found.get_columns(WindowRow.__tablename__)}
-    return [name for name, _ in WINDOW_COLUMNS_ADDED if name not in present]
-
-
-def add_window_columns(connection: Connection, names: list[str]) -> None:
-    """Add these columns with the value new rows get (empty JSON); nothing else is altered.
-
-    Old windows then read as windows that saw no sketch, template or operation.
-    """
-    for name, default in WINDOW_COLUMNS_ADDED:
-        if name in names:
-            connection.exec_driver_sql(
-                f"ALTER TABLE {WindowRow.__tablename__} ADD COLUMN {name} JSON NOT NULL DEFAULT {default}"
-            )
 
 
 class AnomalyRow(SQLModel, table=True):

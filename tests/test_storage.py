@@ -14,20 +14,23 @@ import subprocess
 import textwrap
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import col
 from sqlmodel import select as sql_select
+from structlog.testing import capture_logs
 
 from storage import repository as repo
 from storage.db import BUSY_TIMEOUT_MS, SCHEMA_VERSION, Database, StorageError, open_database
-from storage.tables import AgentStateRow, TransitionRow
+from storage.tables import AgentStateRow, TransitionRow, WindowRow
 from tests.operator_support import PY, REPO, cli_env
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DEADLINE_S = 60.0
+WINDOW = timedelta(seconds=60)
 
 
 @pytest.fixture
@@ -154,6 +157,101 @@ class TestRefusedFiles:
         finally:
             conn.close()
         assert tables == [("orders",)]
+
+
+def window_rows(count: int, *, judged: int) -> list[dict[str, object]]:
+    """``count`` closed one-minute windows of one component, the first ``judged`` judged."""
+    start = NOW - count * WINDOW
+    return [
+        WindowRow(
+            component="api",
+            start=start + i * WINDOW,
+            end=start + (i + 1) * WINDOW,
+            count=10,
+            closed=True,
+            evaluated=i < judged,
+        ).model_dump(exclude={"id"})
+        for i in range(count)
+    ]
+
+
+def unevaluated_plan(database: Database) -> tuple[list[WindowRow], str]:
+    """What ``repo.unevaluated_windows`` returns, and SQLite's plan for the SQL it ran."""
+    statements: list[tuple[str, object]] = []
+
+    def remember(
+        _conn: object, _cursor: object, statement: str, params: object, *_: object
+    ) -> None:
+        statements.append((statement, params))
+
+    with database.read() as session:
+        connection = session.connection()
+        event.listen(connection, "before_cursor_execute", remember)
+        found = repo.unevaluated_windows(session)
+        event.remove(connection, "before_cursor_execute", remember)
+        (statement, params), *_ = statements
+        plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).fetchall()
+    return found, " / ".join(str(row[-1]) for row in plan)
+
+
+class TestDetectionWorkList:
+    def test_unjudged_windows_are_found_through_their_own_index(self, db: Database) -> None:
+        db.transact(lambda s: repo.insert_windows(s, window_rows(300, judged=297)))
+
+        found, plan = unevaluated_plan(db)
+
+        assert [w.start for w in found] == [NOW - 3 * WINDOW, NOW - 2 * WINDOW, NOW - WINDOW]
+        assert "USING INDEX ix_metric_window_unevaluated" in plan
+        assert "TEMP B-TREE" not in plan, "the index already gives the windows oldest first"
+
+    def test_open_and_per_instance_windows_are_not_in_it(self, db: Database) -> None:
+        rows = window_rows(6, judged=2)
+        rows[2]["closed"] = False
+        rows[3]["instance"] = "web-1"
+
+        db.transact(lambda s: repo.insert_windows(s, rows))
+        found, _ = unevaluated_plan(db)
+
+        assert [w.start for w in found] == [rows[4]["start"], rows[5]["start"]]
+
+
+class TestUpgradeInPlace:
+    def test_a_file_from_before_the_index_gains_it_and_keeps_its_windows(
+        self, db: Database, db_path: Path
+    ) -> None:
+        db.transact(lambda s: repo.insert_windows(s, window_rows(120, judged=100)))
+        db.dispose()
+        conn = sqlite3.connect(db_path)
+        with conn:
+            conn.execute("DROP INDEX ix_metric_window_unevaluated")
+        conn.close()
+
+        with capture_logs() as logs:
+            reopened = open_database(db_path)
+        try:
+            found, plan = unevaluated_plan(reopened)
+            stored = reopened.query(lambda s: len(repo.component_windows(s, "api")))
+        finally:
+            reopened.dispose()
+
+        (upgraded,) = [e for e in logs if e["event"] == "database schema upgraded in place"]
+        assert upgraded["path"] == str(db_path)
+        assert upgraded["window_indexes_added"] == ["ix_metric_window_unevaluated"]
+        assert upgraded["tables_added"] == [] and upgraded["window_columns_added"] == []
+        assert (len(found), stored) == (20, 120)
+        assert "USING INDEX ix_metric_window_unevaluated" in plan
+
+    def test_a_file_already_up_to_date_is_opened_without_a_change(
+        self, db: Database, db_path: Path
+    ) -> None:
+        db.dispose()
+        before = fingerprint(db_path.parent)
+
+        with capture_logs() as logs:
+            open_database(db_path).dispose()
+
+        assert not [e for e in logs if e["event"] == "database schema upgraded in place"]
+        assert fingerprint(db_path.parent)[db_path.name] == before[db_path.name]
 
 
 class TestAtomicTransitions:
