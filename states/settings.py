@@ -140,22 +140,47 @@ class MetricQueries(_Section):
     p95: str | None = None
     p99: str | None = None
 
-    @model_validator(mode="after")
-    def _not_empty(self) -> MetricQueries:
-        if not any(self.model_dump().values()):
-            raise ValueError("at least one query is needed")
-        return self
+
+class QueryGauge(_Section):
+    """A gauge read with PromQL at each window's end, kept in the window's ``gauges``.
+
+    ``name`` is the gauge's name in windows: a component watching a gauge of
+    that name (``[[components.<name>.gauges]]``, its limit and horizon) has it
+    judged by the leak detector.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="A watched gauge's name.")
+    query: str = Field(min_length=1, description="PromQL; the largest series per component.")
 
 
 class QuerySourceSettings(_MetricSourceBase):
     """A Prometheus server's HTTP API, queried once per finished window."""
 
     kind: Literal["query"]
-    queries: MetricQueries
+    queries: MetricQueries = Field(default_factory=MetricQueries)
+    gauges: list[QueryGauge] = Field(default_factory=list, description="Gauges to read.")
     backfill_windows: int = Field(
         default=1, ge=1, le=1000, description="Windows read on first poll."
     )
     max_windows_per_poll: int = Field(default=60, ge=1, le=1000, description="Catch-up per poll.")
+
+    @model_validator(mode="after")
+    def _asks_something(self) -> QuerySourceSettings:
+        if not self.maps_requests and not self.gauges:
+            raise ValueError(
+                "at least one query is needed: set [telemetry.metrics.queries] "
+                "or add [[telemetry.metrics.gauges]]"
+            )
+        names = [g.name for g in self.gauges]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"gauge names must be distinct; repeated: {', '.join(repeated)}")
+        return self
+
+    @property
+    def maps_requests(self) -> bool:
+        """Whether the source measures requests (else it only records gauges)."""
+        return any(self.queries.model_dump().values())
 
 
 MetricSourceSettings = Annotated[
@@ -394,7 +419,7 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _scrapes_measure_something(self) -> Settings:
-        watched = any(c.gauges for c in self.components.values())
+        watched = any(g.selector for c in self.components.values() for g in c.gauges)
         for index, source in enumerate(self.telemetry.metrics):
             if (
                 isinstance(source, ScrapeSourceSettings)
@@ -406,6 +431,34 @@ class Settings(_Section):
                     "'requests' or 'latency', or a component with gauges to watch "
                     "([[components.<name>.gauges]])"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _gauges_are_read_and_watched(self) -> Settings:
+        queried = {
+            gauge.name
+            for source in self.telemetry.metrics
+            if isinstance(source, QuerySourceSettings)
+            for gauge in source.gauges
+        }
+        watched = {g.name for c in self.components.values() for g in c.gauges}
+        for index, source in enumerate(self.telemetry.metrics):
+            gauges = source.gauges if isinstance(source, QuerySourceSettings) else []
+            for number, gauge in enumerate(gauges):
+                if gauge.name not in watched:
+                    raise ValueError(
+                        f"telemetry.metrics.{index}.gauges.{number}.name: no component watches "
+                        f"a gauge named {gauge.name!r}; add [[components.<name>.gauges]] with "
+                        f'name = "{gauge.name}" and its limit'
+                    )
+        for component, settings in self.components.items():
+            for number, watch in enumerate(settings.gauges):
+                if watch.selector is None and watch.name not in queried:
+                    raise ValueError(
+                        f"components.{component}.gauges.{number}: {watch.name!r} has no selector "
+                        "and no query source reads it; set selector (scrape sources) or add "
+                        f'[[telemetry.metrics.gauges]] with name = "{watch.name}" to a query source'
+                    )
         return self
 
     @field_validator("components")

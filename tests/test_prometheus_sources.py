@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from agent.settings import ConfigError, load_settings
+from states.detect import beats as detect_beats
 from states.settings import Settings
 from states.telemetry.ingest import has_new_telemetry, poll_sources
 from states.telemetry.prometheus_api import HttpResponse, SourceError, parse_query_response
@@ -31,6 +32,7 @@ from states.telemetry.prometheus_text import (
     parse_selector,
     rate,
 )
+from states.telemetry.window_rows import close_due_windows
 from storage import repository as repo
 from storage.db import Database, open_database
 from storage.tables import WindowRow
@@ -90,14 +92,23 @@ RATES = (60.0, 90.0, 100.0, 100.0, 100.0)
 P50_MS, P95_MS, P99_MS = 100 * 50 / 60, 375.0, 475.0
 
 
+# A resident set growing by 2 MB a second from 100 MB: a leak reaching 1 GB in 7.5 minutes.
+RSS_START, RSS_PER_S = 100e6, 2e6
+
+
 def live_exposition(started: float) -> str:
-    """Counters growing at the rates above since ``started`` (wall clock)."""
+    """Counters growing at the rates above since ``started`` (wall clock), and a leaking RSS."""
     elapsed = time.time() - started
-    return exposition(
+    requests = exposition(
         round(95 * elapsed, 3),
         round(5 * elapsed, 3),
         tuple(round(r * elapsed, 3) for r in RATES),
         junk=False,
+    )
+    return requests + (
+        "# TYPE process_resident_memory_bytes gauge\n"
+        f'process_resident_memory_bytes{{component="checkout",instance="a"}} '
+        f"{RSS_START + RSS_PER_S * elapsed:.0f}\n"
     )
 
 
@@ -548,6 +559,32 @@ def test_metric_source_settings_are_validated_by_key(tmp_path: Path) -> None:
         write_config(tmp_path, scrape_table("x", "file:///etc/passwd"))
 
 
+def test_query_gauges_must_be_watched_and_watched_gauges_read(tmp_path: Path) -> None:
+    gauge = '[[telemetry.metrics.gauges]]\nname = "rss_bytes"\nquery = "up"\n'
+    with pytest.raises(ConfigError) as unwatched:
+        write_config(tmp_path, query_table("x", "http://h", queries=gauge))
+    assert "telemetry.metrics.0.gauges.0.name" in str(unwatched.value)
+    assert "no component watches a gauge named 'rss_bytes'" in str(unwatched.value)
+    assert str(tmp_path / "selfheal.toml") in str(unwatched.value)
+
+    watch = '[[components.api.gauges]]\nname = "rss_bytes"\nlimit = 1e9\n'
+    with pytest.raises(ConfigError) as unread:
+        write_config(tmp_path, query_table("x", "http://h") + watch)
+    assert "components.api.gauges.0" in str(unread.value)
+    assert "no selector and no query source reads it" in str(unread.value)
+
+    with pytest.raises(ConfigError, match="query"):
+        write_config(
+            tmp_path, query_table("x", "http://h", queries=gauge.replace("up", "")) + watch
+        )
+    with pytest.raises(ConfigError, match="repeated: rss_bytes"):
+        write_config(tmp_path, query_table("x", "http://h", queries=gauge + gauge) + watch)
+
+    settings = write_config(tmp_path, query_table("x", "http://h", queries=gauge) + watch)
+    (source,) = settings.telemetry.metrics
+    assert not source.maps_requests and settings.components["api"].gauges[0].selector is None
+
+
 # --- against a real Prometheus server -------------------------------------------------------
 
 
@@ -617,6 +654,56 @@ def test_queries_against_a_real_prometheus_land_in_windows(
     assert scraped[-1].error_rate == pytest.approx(0.05, rel=0.05)
     keys = set(db.query(repo.cursors))
     assert keys == {f"prom:{prometheus}", f"direct:{live_endpoint.url}/metrics"}
+    db.dispose()
+
+
+LEAKING_RSS = """
+backfill_windows = 20
+
+[[telemetry.metrics.gauges]]
+name = "rss_bytes"
+query = 'max by (component) (process_resident_memory_bytes)'
+
+[[components.checkout.gauges]]
+name = "rss_bytes"
+limit = 1e9
+min_windows = 6
+lookback_windows = 30
+"""
+
+
+def test_gauges_queried_from_a_real_prometheus_land_in_windows_and_a_rise_opens_a_leak(
+    tmp_path: Path, prometheus: str
+) -> None:
+    settings = write_config(
+        tmp_path, query_table("prom", prometheus, queries=LEAKING_RSS), window_s=2.0
+    )
+    db = open_database(settings.agent.data_dir / "selfheal.db")
+
+    deadline = time.monotonic() + 60
+    found: list[WindowRow] = []
+    while time.monotonic() < deadline and len(found) < 8:
+        now = datetime.now(UTC)
+        report = poll_sources(settings, db, now)
+        assert report.errors == {}
+        db.transact(lambda s, at=now: close_due_windows(s, settings, at))
+        found = [w for w in windows(db) if "rss_bytes" in w.gauges]
+        time.sleep(0.5)
+    assert len(found) >= 8, f"Prometheus gave too few gauge windows in time: {windows(db)}"
+
+    first, last = found[0], found[-1]
+    assert all(w.closed and w.count == 0 for w in found), "gauges alone measure no requests"
+    slope = (last.gauges["rss_bytes"] - first.gauges["rss_bytes"]) / (
+        last.end - first.end
+    ).total_seconds()
+    assert slope == pytest.approx(RSS_PER_S, rel=0.25)
+
+    db.transact(lambda s: detect_beats.evaluate(s, settings, datetime.now(UTC)))
+    anomalies = db.query(lambda s: repo.open_anomalies(s, "checkout"))
+    leaks = [a for a in anomalies if a.category == "memory_leak"]
+    assert [(a.metric, a.detector) for a in leaks] == [("rss_bytes", "trend")]
+    assert leaks[0].threshold == 1e9
+    assert leaks[0].evidence["slope_per_hour"] == pytest.approx(RSS_PER_S * 3600, rel=0.25)
     db.dispose()
 
 

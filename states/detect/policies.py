@@ -24,14 +24,19 @@ class GaugeWatch(_Policy):
     """A gauge whose steady rise means a resource runs out (memory, disk, descriptors).
 
     Prometheus scrape sources record its last value in each window (the largest
-    series when the selector matches several for one component); the leak
-    detector fits a trend over the recent windows and opens a ``memory_leak``
-    anomaly when the rise is significant and the limit is projected within
-    ``horizon_s``.
+    series when the selector matches several for one component), and so do
+    query sources that read a gauge of the same ``name`` (``[[telemetry.metrics.gauges]]``,
+    then ``selector`` is left out); the leak detector fits a trend over the
+    recent windows and opens a ``memory_leak`` anomaly when the rise is
+    significant and the limit is projected within ``horizon_s``.
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="The metric name in anomalies.")
-    selector: str = Field(description="A series selector, e.g. process_resident_memory_bytes.")
+    selector: str | None = Field(
+        default=None,
+        description="A series selector scrape sources read, e.g. process_resident_memory_bytes; "
+        "none for a gauge only a query source reads.",
+    )
     limit: float = Field(gt=0, description="Where the resource runs out, in the gauge's unit.")
     horizon_s: float = Field(
         default=86400.0, gt=0, description="Alarm when the limit is projected within this."
@@ -52,8 +57,9 @@ class GaugeWatch(_Policy):
 
     @field_validator("selector")
     @classmethod
-    def _selector(cls, value: str) -> str:
-        parse_selector(value)
+    def _selector(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_selector(value)
         return value
 
     @model_validator(mode="after")

@@ -20,7 +20,8 @@ feed each component's requests from one source.
 
 Gauges a component watches (``[[components.<name>.gauges]]``) are read from
 every scrape and kept, last value wins, in the window holding the scrape's
-time. They are the exception to "one source per window": they are merged
+time; a query source's gauges (``[[telemetry.metrics.gauges]]``) are its
+queries' values at each window's end. They are the exception to "one source per window": they are merged
 into a window a log source wrote, and a source that maps no requests writes
 its windows open, so that a log source can still add the requests and the
 window closes as a log window does.
@@ -195,6 +196,7 @@ def watched_gauges(settings: Settings) -> list[WatchedGauge]:
         WatchedGauge(component, gauge.name, parse_selector(gauge.selector))
         for component, comp in settings.components.items()
         for gauge in comp.gauges
+        if gauge.selector is not None
     ]
 
 
@@ -342,7 +344,7 @@ def store_metric_poll(
 ) -> int:
     """Write the finished windows and move the source's cursor, atomically; how many were new."""
     existing = repo.windows_for_keys(session, [(r.component, r.instance, r.start) for r in rows])
-    measures = not isinstance(source, ScrapeSourceSettings) or source.maps_requests
+    measures = source.maps_requests
     counts = Counter(rejected)
     written = 0
     for row in rows:

@@ -33,6 +33,7 @@ CHUNK = 64 * 1024
 GRACE_S = 0.5  # beyond a request's own timeout before the poll stops waiting for it
 MAX_WORKERS = 64
 FIELDS = ("count", "errors", "error_rate", "p50", "p95", "p99")
+GAUGE = "gauge:"  # answer names of a query source's gauges
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -306,13 +307,17 @@ def due_window_ends(
     return [first + i * window_s for i in range(max(0, count))]
 
 
+def source_queries(source: QuerySourceSettings) -> dict[str, str]:
+    """Every PromQL the source asks, by answer name: window fields, then ``gauge:<name>``."""
+    fields = {name: getattr(source.queries, name) for name in FIELDS}
+    queries = {name: promql for name, promql in fields.items() if promql is not None}
+    return queries | {GAUGE + gauge.name: gauge.query for gauge in source.gauges}
+
+
 def query_jobs(source: QuerySourceSettings, window_s: float, ends: list[float]) -> list[Job]:
     """One ``query_range`` per configured query, over the due windows (``$window`` substituted)."""
     jobs: list[Job] = []
-    for name in FIELDS:
-        promql = getattr(source.queries, name)
-        if promql is None:
-            continue
+    for name, promql in source_queries(source).items():
         work = partial(
             query_range,
             source.url,
@@ -333,7 +338,7 @@ def answers_of(
 ) -> dict[str, list[QueryPoint]]:
     """Each query's points; the first failed query fails the source (nothing is half-written)."""
     answers: dict[str, list[QueryPoint]] = {}
-    for name in FIELDS:
+    for name in source_queries(source):
         result = results.get((source.name, name))
         if isinstance(result, SourceError):
             raise SourceError(result.reason, f"query {name}: {result}")
@@ -365,6 +370,10 @@ def query_windows(
                 rejected["unexpected_timestamp"] += 1
             elif not component:
                 rejected["no_component"] += 1
+            elif name.startswith(GAUGE):
+                windows.setdefault((component, start), MetricWindow()).keep_gauge(
+                    name.removeprefix(GAUGE), point.value
+                )
             elif not windows.setdefault((component, start), MetricWindow()).put(
                 name, point.value, source.latency_scale
             ):

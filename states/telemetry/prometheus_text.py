@@ -376,6 +376,10 @@ class MetricWindow:
             self.values[name] = max(scaled, self.values.get(name, scaled))
         return True
 
+    def keep_gauge(self, name: str, value: float) -> None:
+        """A gauge's reading; of several series of one window, the largest (nearest its limit)."""
+        self.gauges[name] = max(value, self.gauges.get(name, -math.inf))
+
     def quantiles(self, latency_scale: float) -> dict[str, float | None]:
         """P50/P95/P99 from the buckets (scaled), else the values put; None where undefined."""
         result: dict[str, float | None] = {}
