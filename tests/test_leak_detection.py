@@ -22,7 +22,7 @@ from states.detect import leaks
 from states.detect.policies import GaugeWatch, LogDetection
 from states.settings import Settings
 from states.telemetry.ingest import close_due_windows, poll_sources
-from states.telemetry.prometheus_text import MetricWindow
+from states.telemetry.metric_windows import MetricWindow
 from storage import repository as repo
 from storage.db import Database, open_database
 from storage.tables import WindowRow

@@ -24,14 +24,9 @@ from agent.settings import ConfigError, load_settings
 from states.detect import beats as detect_beats
 from states.settings import Settings
 from states.telemetry.ingest import has_new_telemetry, poll_sources
+from states.telemetry.metric_windows import histogram_quantile, increase, rate
 from states.telemetry.prometheus_api import HttpResponse, SourceError, parse_query_response
-from states.telemetry.prometheus_text import (
-    histogram_quantile,
-    increase,
-    parse_exposition,
-    parse_selector,
-    rate,
-)
+from states.telemetry.prometheus_text import parse_exposition, parse_selector
 from states.telemetry.window_rows import close_due_windows
 from storage import repository as repo
 from storage.db import Database, open_database

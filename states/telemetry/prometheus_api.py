@@ -26,7 +26,7 @@ from functools import partial
 from typing import Any
 
 from states.settings import QuerySourceSettings, TelemetrySettings
-from states.telemetry.prometheus_text import MetricWindow
+from states.telemetry.metric_windows import MetricWindow
 
 USER_AGENT = "selfheal"
 CHUNK = 64 * 1024
