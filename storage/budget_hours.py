@@ -34,7 +34,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from storage.tables import UTCDateTime, WindowRow
+from storage.columns import UTCDateTime
+from storage.tables import WindowRow
 
 HOUR = timedelta(hours=1)
 TABLE = "budget_hour"

@@ -9,9 +9,24 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete
-from sqlmodel import Session, col
+from sqlmodel import Field, Session, SQLModel, col
 
-from storage.tables import BeatClaimRow
+from storage.columns import at as _at
+
+
+class BeatClaimRow(SQLModel, table=True):
+    """Which process runs a beat's current attempt, and how often that attempt's process died.
+
+    After a restart this tells an attempt whose process was killed (the host, the
+    OOM killer, an operator) from one its own process abandoned (an interrupt
+    that escaped the handler): only the latter is the handler's failure.
+    """
+
+    __tablename__ = "beat_claim"
+    key: str = Field(primary_key=True)
+    owner: str
+    kills: int = 0
+    claimed_at: datetime = _at()
 
 
 def claim(session: Session, key: str) -> BeatClaimRow | None:

@@ -23,9 +23,15 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from storage import budget_hours
+from storage.claims import BeatClaimRow
 from storage.tables import WindowRow
+from storage.timers import TimerRow
 
 log = structlog.get_logger("selfheal.storage")
+
+# Tables kept beside the one module that reads them rather than in ``tables``:
+# named here so the metadata knows them wherever a file is created or upgraded.
+OWN_MODULE_TABLES = (budget_hours.BudgetHourRow, BeatClaimRow, TimerRow)
 
 # Window columns added since schema version 1 was first released, as DDL, oldest first:
 # the latency sketches and templates, the watched gauges, then the per-operation figures.

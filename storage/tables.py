@@ -2,80 +2,22 @@
 
 Each row type is small and fixed-shape so that a restarted agent (or an
 operator reading the file with sqlite3) sees exactly what the running one saw.
-Times are stored as timezone-aware UTC datetimes.
+Times are stored as timezone-aware UTC datetimes (``storage.columns``). A
+table only one storage module reads lives with it (``budget_hours``,
+``timers``, ``claims``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import (
-    JSON,
-    Column,
-    DateTime,
-    Index,
-    TypeDecorator,
-    UniqueConstraint,
-    text,
-)
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stores UTC and hands back timezone-aware datetimes (SQLite keeps no zone)."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"refusing to store a naive datetime {value!r}; use UTC")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-class CompactJSON(TypeDecorator[Any]):
-    """JSON text written and read with orjson: for large, hot columns (a window's latencies,
-    versions, templates and operations).
-
-    Same storage as ``JSON`` (text in SQLite); about ten times faster to
-    encode and decode than the standard library for lists of numbers.
-    """
-
-    impl = JSON
-    cache_ok = True
-
-    def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
-        def process(value: Any) -> str | None:
-            return None if value is None else orjson.dumps(value).decode()
-
-        return process
-
-    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
-        def process(value: Any) -> Any:
-            return None if value is None else orjson.loads(value)
-
-        return process
-
-
-def _json_column() -> Any:
-    return Column(JSON, nullable=False)
-
-
-def _compact_json_column() -> Any:
-    return Column(CompactJSON, nullable=False)
-
-
-def _at(**kwargs: Any) -> Any:
-    return Field(sa_type=UTCDateTime, **kwargs)
+from storage.columns import at as _at
+from storage.columns import compact_json_column as _compact_json_column
+from storage.columns import json_column as _json_column
 
 
 class SchemaInfo(SQLModel, table=True):
@@ -360,30 +302,3 @@ class WaveRow(SQLModel, table=True):
     applied_at: datetime | None = _at(default=None)
     bake_until: datetime | None = _at(default=None)
     gate: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
-
-
-class TimerRow(SQLModel, table=True):
-    """A durable countdown (a bake, a beat's wait): how long, from which monotonic reading
-    of which boot. Wall time can jump; these readings cannot, within one boot."""
-
-    __tablename__ = "timer"
-    key: str = Field(primary_key=True)
-    duration_s: float
-    started_mono: float
-    boot_id: str
-    started_at: datetime = _at()
-
-
-class BeatClaimRow(SQLModel, table=True):
-    """Which process runs a beat's current attempt, and how often that attempt's process died.
-
-    After a restart this tells an attempt whose process was killed (the host, the
-    OOM killer, an operator) from one its own process abandoned (an interrupt
-    that escaped the handler): only the latter is the handler's failure.
-    """
-
-    __tablename__ = "beat_claim"
-    key: str = Field(primary_key=True)
-    owner: str
-    kills: int = 0
-    claimed_at: datetime = _at()

@@ -10,9 +10,21 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete
-from sqlmodel import Session, col
+from sqlmodel import Field, Session, SQLModel, col
 
-from storage.tables import TimerRow
+from storage.columns import at as _at
+
+
+class TimerRow(SQLModel, table=True):
+    """A durable countdown (a bake, a beat's wait): how long, from which monotonic reading
+    of which boot. Wall time can jump; these readings cannot, within one boot."""
+
+    __tablename__ = "timer"
+    key: str = Field(primary_key=True)
+    duration_s: float
+    started_mono: float
+    boot_id: str
+    started_at: datetime = _at()
 
 
 def timer(session: Session, key: str) -> TimerRow | None:
