@@ -42,7 +42,6 @@ import logging
 import math
 import os
 import platform
-import random
 import statistics
 import subprocess
 import tempfile
@@ -59,6 +58,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from agent import engine
+from benchmarks.json_logs import JsonLogStyle, json_line, spread_lines
 from states.progression import Runtime
 from states.settings import Settings
 from states.telemetry import ingest
@@ -71,9 +71,8 @@ from storage.tables import BeatRunRow, CursorRow, TransitionRow, WindowRow
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "agent.json"
 
-COMPONENTS = ("catalog", "checkout", "search", "auth", "cart")
-INSTANCES = ("web-1", "web-2", "web-3", "web-4")
-OPERATIONS = ("GET /x", "GET /items", "POST /cart", "GET /search")
+# four instances, durations to a tenth of a millisecond, failures without an event to mine
+LOG_STYLE = JsonLogStyle(instances=4, duration_digits=1, event_messages=False)
 RSS_SAMPLE_EVERY = 50
 RSS_WARMUP_TICKS = 200  # allocator arenas and statement caches settle in the first ticks
 
@@ -105,25 +104,8 @@ def make_settings(root: Path) -> Settings:
 
 def log_lines(n: int, end: datetime, span_s: float = 240.0, seed: int = 7) -> Iterator[str]:
     """``n`` JSON lines in the default shape, timestamps evenly spread over ``span_s`` up to ``end``."""
-    rng = random.Random(seed)
-    start = end - timedelta(seconds=span_s)
-    step = span_s / max(n, 1)
-    for i in range(n):
-        at = start + timedelta(seconds=i * step)
-        failed = rng.random() < 0.005
-        yield json.dumps(
-            {
-                "ts": at.isoformat(timespec="milliseconds"),
-                "component": COMPONENTS[i % len(COMPONENTS)],
-                "operation": OPERATIONS[i % len(OPERATIONS)],
-                "duration_ms": round(rng.lognormvariate(2.5, 0.4), 1),
-                "status": 500 if failed else 200,
-                "level": "error" if failed else "info",
-                "message": "failed" if failed else "ok",
-                "version": "abc1234",
-                "instance": INSTANCES[(i // len(COMPONENTS)) % len(INSTANCES)],
-            }
-        )
+    make = functools.partial(json_line, style=LOG_STYLE)
+    return spread_lines(make, n, end, span_s, seed)
 
 
 def write_log(path: Path, n: int, end: datetime) -> int:

@@ -70,6 +70,16 @@ from drain3.template_miner_config import TemplateMinerConfig
 from sqlmodel import select
 
 from benchmarks.ingest_routes import route_shares, write_mixed_log
+from benchmarks.json_logs import (
+    COMPONENTS,
+    EVENTS,
+    INSTANCES,
+    OPERATIONS,
+    LineMaker,
+    json_line,
+    spread_lines,
+    variables,
+)
 from states.settings import Settings
 from states.telemetry import folding
 from states.telemetry.ingest import close_due_windows, poll_sources
@@ -83,68 +93,10 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results" / "ingest.json"
 FORMATS = ("json", "logfmt", "nginx", "syslog")
 SPAN_S = 3600.0  # timestamps spread over the hour before "now"
 
-COMPONENTS = ("catalog", "checkout", "search", "auth", "cart")
-INSTANCES = ("web-1", "web-2", "web-3", "web-4", "web-5")
-OPERATIONS = ("GET /x", "GET /items", "POST /cart", "GET /search")
 PATHS = ("/catalog/items/{n}", "/checkout/orders/{n}", "/search?q=shoes", "/auth/login", "/cart")
-# Free-text events with variable parts, as services write them to syslog.
-EVENTS = (
-    "Connection to {ip}:{port} timed out after {n} ms",
-    "Accepted connection from {ip}:{port}",
-    "User {user} logged in from {ip}",
-    "Session {hex} expired after {n} seconds",
-    "Fetched {n} rows from table orders in {n} ms",
-    "Cache miss for key item:{n}",
-    "Payment {uuid} declined: insufficient funds",
-    "Retrying request {n} (attempt {k} of 5)",
-    "GC pause of {n} ms, heap {n} MB",
-    "Opened file /var/lib/app/{n}/part-{k}.parquet",
-    "Worker {k} started",
-    "Worker {k} stopped",
-    "Slow query on shard {k}: {n} ms",
-    "Health check passed",
-    "Reloading configuration",
-    "Disk usage at {k}% on /dev/sda{k}",
-    "Sent {n} bytes to {ip}:{port}",
-    "Request {uuid} failed with status {status}",
-    "Queue depth {n} exceeds threshold {n}",
-    "Upstream {host}:{port} marked unhealthy",
-)
 
 
 # --- generated logs ------------------------------------------------------------------
-
-
-def _variables(rng: random.Random) -> dict[str, object]:
-    return {
-        "ip": f"10.0.{rng.randint(0, 9)}.{rng.randint(1, 254)}",
-        "port": rng.choice((443, 5432, 6379, 8080)),
-        "n": rng.randint(1, 50_000),
-        "k": rng.randint(1, 16),
-        "user": rng.choice(("alice", "bob", "carol", "dave")),
-        "hex": f"{rng.getrandbits(48):012x}",
-        "uuid": f"{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-4abc-8def-"
-        f"{rng.getrandbits(48):012x}",
-        "status": rng.choice((500, 502, 503)),
-        "host": rng.choice(("db-1.internal", "cache-2.internal")),
-    }
-
-
-def _json_line(at: datetime, i: int, rng: random.Random) -> str:
-    failed = rng.random() < 0.005
-    return json.dumps(
-        {
-            "ts": at.isoformat(timespec="milliseconds"),
-            "component": COMPONENTS[i % len(COMPONENTS)],
-            "operation": OPERATIONS[i % len(OPERATIONS)],
-            "duration_ms": round(rng.lognormvariate(2.5, 0.4), 3),
-            "status": 500 if failed else 200,
-            "level": "error" if failed else "info",
-            "message": EVENTS[i % len(EVENTS)].format(**_variables(rng)) if failed else "ok",
-            "version": "abc1234",
-            "instance": INSTANCES[(i // len(COMPONENTS)) % len(INSTANCES)],
-        }
-    )
 
 
 def _logfmt_line(at: datetime, i: int, rng: random.Random) -> str:
@@ -171,7 +123,7 @@ def _nginx_line(at: datetime, i: int, rng: random.Random) -> str:
 
 
 def _syslog_line(at: datetime, i: int, rng: random.Random) -> str:
-    message = rng.choice(EVENTS).format(**_variables(rng))
+    message = rng.choice(EVENTS).format(**variables(rng))
     pri = rng.choice((11, 12, 14, 14, 14, 14))
     return (
         f"<{pri}>{at.isoformat(timespec='microseconds')} "
@@ -180,8 +132,8 @@ def _syslog_line(at: datetime, i: int, rng: random.Random) -> str:
     )
 
 
-GENERATORS: dict[str, Callable[[datetime, int, random.Random], str]] = {
-    "json": _json_line,
+GENERATORS: dict[str, LineMaker] = {
+    "json": json_line,
     "logfmt": _logfmt_line,
     "nginx": _nginx_line,
     "syslog": _syslog_line,
@@ -190,12 +142,7 @@ GENERATORS: dict[str, Callable[[datetime, int, random.Random], str]] = {
 
 def log_lines(kind: str, n: int, end: datetime, seed: int = 7) -> Iterator[str]:
     """``n`` lines of ``kind``, timestamps evenly spread over the hour up to ``end``."""
-    rng = random.Random(seed)
-    start = end - timedelta(seconds=SPAN_S)
-    step = SPAN_S / max(n, 1)
-    make = GENERATORS[kind]
-    for i in range(n):
-        yield make(start + timedelta(seconds=i * step), i, rng)
+    return spread_lines(GENERATORS[kind], n, end, SPAN_S, seed)
 
 
 def write_log(path: Path, kind: str, n: int, end: datetime) -> int:

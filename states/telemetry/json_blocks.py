@@ -38,6 +38,7 @@ import msgspec
 import orjson
 
 from states.telemetry.json_columns import GENERAL, JsonColumns
+from states.telemetry.json_shapes import Category
 from states.telemetry.json_structs import BlockShape, Row, rows_of, shape_of
 
 CHUNK_LINES: Final = 512  # decoded at once: a refused line costs at most its chunk again
@@ -184,15 +185,19 @@ class JsonBlocks:
         fallback: Fallback,
     ) -> None:
         flags: dict[int, str] = {}
+        # The rows' columns, one tuple per field: a row's getter applied to them reads the
+        # whole column (one transposition in C instead of a tuple built per row and getter).
+        by_field = tuple(zip(*rows, strict=True))
         if shape.stack_of is not None:  # a line with a stack: the general path parses its frames
-            stacks = list(map(shape.stack_of, rows))
-            nothing = (None,) * max(2, len(shape.stacks))
-            if stacks.count(nothing) != len(stacks):
+            n = len(rows)
+            if any(column.count(None) != n for column in shape.stack_of(by_field)):
+                nothing = (None,) * max(2, len(shape.stacks))
+                stacks = map(shape.stack_of, rows)
                 flags.update((i, GENERAL) for i, s in enumerate(stacks) if s != nothing)
         columns = shape.columns
-        durations = None if columns.duration is None else list(map(columns.duration, rows))
-        cats = list(map(columns.category, rows))
-        stamps = list(map(columns.timestamp, rows))
+        durations = None if columns.duration is None else list(columns.duration(by_field))
+        cats: list[Category] = list(zip(*columns.category(by_field), strict=True))
+        stamps = list(columns.timestamp(by_field))
         # Integers arrive as floats: only durations far enough inside the range that the
         # general path's checks of either type agree (and exactly convertible) fold here.
         folded = self._columns.fold_columns(
