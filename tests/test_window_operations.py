@@ -24,7 +24,8 @@ from states.telemetry.operations import OTHER, TOP_OPERATIONS
 from states.telemetry.records import Record
 from states.telemetry.windows import fold
 from storage import repository as repo
-from storage.tables import WINDOW_COLUMNS_ADDED, WindowRow
+from storage.migrations import WINDOW_COLUMNS_ADDED
+from storage.tables import WindowRow
 from tests.operator_support import append
 from tests.operator_support import log_line as json_line
 from tests.test_window_templates import Feed, syslog_line

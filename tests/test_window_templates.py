@@ -37,7 +37,8 @@ from states.telemetry.templates import (
 from states.telemetry.window_templates import OTHER, merge_counts, merge_new
 from storage import repository as repo
 from storage.db import Database, open_database
-from storage.tables import WINDOW_COLUMNS_ADDED, WindowRow
+from storage.migrations import WINDOW_COLUMNS_ADDED
+from storage.tables import WindowRow
 from tests.operator_support import append, log_line
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
