@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check agent states sequences storage tests benchmarks
 
 typecheck: $(STAMP)
-	$(BIN)/mypy agent states sequences storage
+	$(BIN)/mypy agent states sequences storage tests benchmarks
 
 contracts: $(STAMP)
 	$(BIN)/lint-imports

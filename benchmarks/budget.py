@@ -29,6 +29,7 @@ Run: ``python -m benchmarks.budget [--days 1 7 30] [--repeats N] [--out FILE]``.
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: make the project importable
@@ -137,7 +138,7 @@ def build(path: Path, days: int, new_windows: int) -> Database:
             window_row(first + i * WINDOW, rng, judged=i < days * 1440)
             for i in range(offset, min(offset + BATCH, total))
         ]
-        db.transact(lambda s, r=rows: repo.insert_windows(s, r))
+        db.transact(partial(repo.insert_windows, rows=rows))
     return db
 
 

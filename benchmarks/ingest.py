@@ -224,12 +224,13 @@ def _stored(session: Any) -> dict[str, Any]:
 @contextmanager
 def operation_figures_off() -> Iterator[None]:
     """Ingestion without per-operation figures: the folder computes none for any window."""
-    real = folding.figures_of
-    folding.figures_of = lambda tallies: {}
+    names = vars(folding)  # the name folding calls, bound where it imported it
+    real = names["figures_of"]
+    names["figures_of"] = lambda tallies: {}
     try:
         yield
     finally:
-        folding.figures_of = real
+        names["figures_of"] = real
 
 
 def read_floor(log: Path, max_bytes: int, max_line: int) -> int:

@@ -106,7 +106,7 @@ def _counting(routes: Counter[str]) -> Iterator[None]:
         routes["parser from batches" if routes["inside"] else "parser from blocks"] += 1
         general(self, raw)
 
-    JsonBlocks.feed, JsonPoll.feed_batches = blocks, batches  # type: ignore[method-assign]
+    JsonBlocks.feed, JsonPoll.feed_batches = blocks, batches  # type: ignore[method-assign,assignment]
     LineFolding._general = parser  # type: ignore[method-assign]
     try:
         yield

@@ -213,7 +213,7 @@ def kill_point_figures(runs: list[Run], done: dict[str, dict[str, Any]]) -> dict
         "leftovers": sum(e.get("leftovers", 0) for e in tried),
         "side_effect_kills_named_at_restart": f"{sum(1 for n in named if n)}/{sum(1 for n in named if n is not None)}",
         "references_as_expected": {
-            s: bool(ref) and not ref.get("problems") and not ref.get("error")
+            s: bool(ref and not ref.get("problems") and not ref.get("error"))
             for s, ref in references.items()
         },
         "trial_seconds_median": _median([e["seconds"] for e in tried]),

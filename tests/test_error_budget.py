@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -228,7 +229,7 @@ def test_a_close_rolled_back_by_a_crash_adds_nothing_and_its_retry_adds_it_once(
 def test_windows_written_closed_or_closed_later_through_the_orm_are_summed(db: Database) -> None:
     metric = WindowRow(**window(T0, 60.0, 30, 3))
     later = WindowRow(**window(T0 + timedelta(minutes=1), 60.0, 20, 1, closed=False))
-    db.transact(lambda s: (s.add(metric), s.add(later)))
+    db.transact(lambda s: s.add_all([metric, later]))
     assert hours(db) == {T0: (30, 3, 1)}
 
     def close(session: repo.Session) -> None:
@@ -280,7 +281,10 @@ def test_budgets_at_every_window_end_equal_those_of_the_windows_themselves(db: D
 
     for now in moments:
         expected = reference_report(settings, windows, now)
-        assert db.query(lambda s, n=now: stored_report(s, settings, "api", n)) == expected, now
+        assert (
+            db.query(partial(stored_report, settings=settings, component="api", now=now))
+            == expected
+        ), now
 
 
 def test_status_shows_the_budget_of_the_windows_themselves_between_window_ends(
@@ -316,7 +320,9 @@ def test_detection_counts_the_window_it_judges_once(db: Database) -> None:
 
 def retention(db: Database, settings: Settings, now: datetime) -> dict[str, int]:
     ctx = SimpleNamespace(clock=SteppedClock(now), settings=settings, db=db)
-    return apply_retention(ctx).output  # type: ignore[arg-type]
+    result = apply_retention(ctx)  # type: ignore[arg-type]
+    assert result is not None
+    return result.output
 
 
 def test_the_budget_covers_its_whole_period_after_retention_deleted_its_windows(
@@ -456,7 +462,7 @@ def test_the_incident_is_the_worst_actionable_anomaly_then_the_oldest(db: Databa
     order = []
     while (candidate := db.query(incident_candidate)) is not None:
         order.append(candidate.fingerprint)
-        db.transact(lambda s, c=candidate: handled(s, c.id))
+        db.transact(partial(handled, anomaly_id=candidate.id))
 
     assert order == ["d", "c", "b", "a", "e"]
 

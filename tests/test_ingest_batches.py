@@ -32,6 +32,7 @@ from states.telemetry.window_templates import SourceTemplates
 from tests.support.json_paths import BOUNDS, DROP, NOW, assert_same, blocks_off, line
 
 BATCH = json_columns.BATCH_LINES
+RETENTION_EDGE = NOW - BOUNDS.oldest
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -192,9 +193,6 @@ def test_timestamp_columns_of_every_shape_fold_as_the_general_path(
     lines = [line(ts=stamp(i)) for i in range(2 * BATCH)]
     for spec in (FormatSpec(), FormatSpec(timezone="Europe/Paris")):
         assert_same(spec, lines)
-
-
-RETENTION_EDGE = NOW - BOUNDS.oldest
 
 
 @pytest.mark.parametrize(

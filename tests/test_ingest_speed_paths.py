@@ -12,7 +12,7 @@ frames and rejections. Then: a poll of a 10 GiB file that grew by 1 MiB reads
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -189,7 +189,7 @@ _separator = st.sampled_from(["T", " "])
 
 
 @st.composite
-def iso_timestamps(draw: Callable[..., Any]) -> str:
+def iso_timestamps(draw: st.DrawFn) -> str:
     # Around "now", around the oldest accepted time, and just past the future bound.
     anchor = draw(st.sampled_from([NOW, BOUNDS.oldest, BOUNDS.latest]))
     moment = anchor + timedelta(seconds=draw(st.integers(-3, 3)))
@@ -224,7 +224,7 @@ _values: dict[str, st.SearchStrategy[Any]] = {
 
 
 @st.composite
-def json_lines(draw: Callable[..., Any]) -> bytes:
+def json_lines(draw: st.DrawFn) -> bytes:
     record = {key: draw(values) for key, values in _values.items() if draw(st.integers(0, 9))}
     if draw(st.integers(0, 19)) == 0:
         return draw(st.binary(max_size=40))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -208,7 +209,9 @@ def test_values_in_a_new_order_raise_an_event_without_any_record() -> None:
     up = [float(v) for v in range(8)]
     down = [6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0, 7.0]
     values = up * 300 + down * 20
-    no_records = {f"{view}_tolerance": 1e9 for view in ("value", "mean", "spread", "season")}
+    no_records: dict[str, Any] = {
+        f"{view}_tolerance": 1e9 for view in ("value", "mean", "spread", "season")
+    }
     scores = stream(values, MetricDetector(DetectorSettings(**no_records)))
     silent = stream(values, MetricDetector(DetectorSettings(**no_records, surge_alarm=1e9)))
     assert max(scores[1200:2400]) == 0.0

@@ -16,7 +16,9 @@ import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -472,7 +474,11 @@ def hostile(path: str, form: dict[str, str]) -> tuple[int, str, float]:
     if path.startswith("/deep"):
         return 200, "[" * 100_000, 0.0
     if path.startswith("/refused"):
-        body = {"status": "error", "errorType": "bad_data", "error": "parse error at char 4"}
+        body: dict[str, Any] = {
+            "status": "error",
+            "errorType": "bad_data",
+            "error": "parse error at char 4",
+        }
         return 400, json.dumps(body), 0.0
     if path.startswith("/shape"):
         body = {"status": "success", "data": {"resultType": "matrix", "result": [{"values": 3}]}}
@@ -531,6 +537,7 @@ def test_query_response_shapes() -> None:
     assert parse({"status": "success", "data": vector}) == [({"a": "b"}, 10.0, 2.5)]
     scalar = {"resultType": "scalar", "result": [10, "+Inf"]}
     assert parse({"status": "success", "data": scalar}) == [({}, 10.0, INF)]
+    broken: object
     for broken in (
         [],
         {"status": "success"},
@@ -681,7 +688,7 @@ def test_gauges_queried_from_a_real_prometheus_land_in_windows_and_a_rise_opens_
         now = datetime.now(UTC)
         report = poll_sources(settings, db, now)
         assert report.errors == {}
-        db.transact(lambda s, at=now: close_due_windows(s, settings, at))
+        db.transact(partial(close_due_windows, settings=settings, now=now))
         found = [w for w in windows(db) if "rss_bytes" in w.gauges]
         time.sleep(0.5)
     assert len(found) >= 8, f"Prometheus gave too few gauge windows in time: {windows(db)}"

@@ -147,7 +147,12 @@ def test_pruning_keeps_the_newest_the_last_day_and_each_components_latest(tmp_pa
         "c-catalog-1h": ("catalog", timedelta(hours=1)),
     }
     try:
-        db.transact(lambda s: [_cycle(s, cid, comp, age) for cid, (comp, age) in ages.items()])
+
+        def open_cycles(session: repo.Session) -> None:
+            for cycle_id, (component, age) in ages.items():
+                _cycle(session, cycle_id, component, age)
+
+        db.transact(open_cycles)
         for cycle_id in [*ages, "orphan-left-by-a-crash"]:
             (cycles / cycle_id).mkdir(parents=True)
             (cycles / cycle_id / "telemetry.json").write_text("{}")

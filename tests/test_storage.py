@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -177,11 +178,9 @@ def window_rows(count: int, *, judged: int) -> list[dict[str, object]]:
 
 def unevaluated_plan(database: Database) -> tuple[list[WindowRow], str]:
     """What ``repo.unevaluated_windows`` returns, and SQLite's plan for the SQL it ran."""
-    statements: list[tuple[str, object]] = []
+    statements: list[tuple[str, Any]] = []
 
-    def remember(
-        _conn: object, _cursor: object, statement: str, params: object, *_: object
-    ) -> None:
+    def remember(_conn: object, _cursor: object, statement: str, params: Any, *_: object) -> None:
         statements.append((statement, params))
 
     with database.read() as session:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.ingest import EVENTS
+from benchmarks.json_logs import EVENTS
 from states.settings import Settings
 from states.telemetry import ingest
 from states.telemetry.templates import (
@@ -274,7 +274,7 @@ def test_messages_of_one_digit_shape_share_a_mask_only_when_no_digit_survives() 
 
 def generated_messages(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
-    variables = {
+    variables: dict[str, Callable[[], object]] = {
         "ip": lambda: f"10.0.{rng.randint(0, 3)}.{rng.randint(1, 9)}",
         "port": lambda: rng.choice((80, 5432)),
         "n": lambda: rng.choice((rng.randint(1, 9), rng.randint(1, 99999))),

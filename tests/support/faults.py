@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from agent.demo.load import RequestMix
 from agent.demo.run import TARGETS, DemoOptions
@@ -311,7 +311,9 @@ def _read_back(
         artifact_problems=problems,
         commands=[
             (c.verb, c.status)
-            for c in db.query(lambda s: list(s.exec(select(CommandRow).order_by(CommandRow.id))))
+            for c in db.query(
+                lambda s: list(s.exec(select(CommandRow).order_by(col(CommandRow.id))))
+            )
         ],
         worktrees=[str(t) for t in worktrees_under(stage.repo.path, sandboxes)],
         sandbox_entries=sorted(p.name for p in sandboxes.iterdir()) if sandboxes.exists() else [],

@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +223,7 @@ def _read_back(data: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], 
             )
         ]
         windows = sum(
-            len(db.query(lambda s, c=c: repo.component_windows(s, c))) for c in ("catalog", "cart")
+            len(db.query(partial(repo.component_windows, component=c))) for c in ("catalog", "cart")
         )
     finally:
         db.dispose()
