@@ -42,10 +42,11 @@ from sequences.loading import SequenceError, bundled_folder, load_sequences
 from states.artifacts import ARTIFACT_MODELS, Candidate, DiagnosisArtifact, SuspectEntry
 from states.deploy.command import CommandDeployer
 from states.deploy.local_fleet import ask_version
+from states.deploy.settings import CommandDeployerSettings
 from states.diagnose.commits import map_frame_file
 from states.fix.patches import UnsafePatch, check_patch
 from states.git import GitError, checked_revision, resolve
-from states.settings import CommandDeployerSettings, Settings
+from states.settings import Settings
 from states.telemetry.fields import Rejection
 from states.telemetry.formats import FormatKind, FormatSpec, LineParser, make_parser
 from states.telemetry.ingest import poll_sources

@@ -4,19 +4,28 @@ Every field has a default that is safe for a real service (``approve``
 autonomy, conservative waves and bakes); the demo's ``config.toml`` turns the
 dials down. Loading and error reporting live in ``agent.settings``; here is
 only the shape and its validation.
+
+The large sections live beside the phase that reads them
+(``states.telemetry.settings``, ``states.detect.settings``,
+``states.deploy.settings``); here are the root, the small sections (agent,
+repository, diagnose, validate) and the checks that span sections (a scrape
+source or a gauge query needs a component watching it, calls name components).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from states.deploy.local_fleet import LocalFleetSettings
-from states.detect.policies import GaugeWatch, LogDetection
-from states.telemetry.formats import FormatSpec
-from states.telemetry.prometheus_text import parse_selector
+from states.deploy.settings import DeploySettings
+from states.detect.settings import ComponentSettings, DetectSettings
+from states.telemetry.settings import (
+    QuerySourceSettings,
+    ScrapeSourceSettings,
+    TelemetrySettings,
+)
 
 Autonomy = Literal["observe", "approve", "auto"]
 
@@ -56,248 +65,6 @@ class AgentSettings(_Section):
         description="Closed cycles whose rows and artifact directories are kept; older ones "
         "are pruned, except cycles opened in the last 24 h and each component's latest.",
     )
-
-
-class SourceSettings(_Section):
-    """One telemetry source: files matched by glob patterns, in one format.
-
-    ``format`` is a kind (``"json"``, ``"logfmt"``, ``"nginx"``, ``"apache"``,
-    ``"syslog"``, ``"serilog"``, ``"regex"``, ``"conductor"``) or a table with
-    the kind and its options (field mapping, regex pattern, time zone, ...).
-    """
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    paths: list[str] = Field(min_length=1, description="Glob patterns of log files.")
-    format: FormatSpec = Field(default_factory=FormatSpec)
-
-    @field_validator("format", mode="before")
-    @classmethod
-    def _kind_alone(cls, value: object) -> object:
-        return {"kind": value} if isinstance(value, str) else value
-
-
-# --- metric sources (Prometheus) -------------------------------------------------
-
-
-class _MetricSourceBase(_Section):
-    """What every metric source shares: where it is, how long to wait, which label names the component."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    url: str = Field(pattern=r"^https?://", description="Exposition URL, or the server's base URL.")
-    timeout_s: float = Field(
-        default=5.0, gt=0, le=300, description="Whole request, connect to last byte."
-    )
-    max_bytes: int = Field(
-        default=16 * 1024 * 1024, gt=0, description="Larger responses are refused."
-    )
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
-    component_label: str = Field(default="component", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    component: str | None = Field(default=None, description="For series without the label.")
-    latency_scale: float = Field(
-        default=1000.0, gt=0, description="To milliseconds (1000 for seconds)."
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _no_credentials(cls, url: str) -> str:
-        if "@" in url.split("/")[2]:
-            raise ValueError("put credentials in 'headers' (Authorization), not in the URL")
-        return url
-
-
-class ScrapeSourceSettings(_MetricSourceBase):
-    """A Prometheus text exposition endpoint, scraped once per poll; windows come from deltas."""
-
-    kind: Literal["scrape"]
-    requests: str | None = Field(default=None, description="Counter of all requests (a selector).")
-    errors: str | None = Field(default=None, description="Counter of failed requests (a selector).")
-    latency: str | None = Field(default=None, description="Histogram of request durations.")
-    instance_label: str | None = Field(default=None, description="Also write per-instance windows.")
-    max_gap_s: float = Field(
-        default=900.0, gt=0, description="Longer gaps between scrapes: no delta."
-    )
-
-    @field_validator("requests", "errors", "latency")
-    @classmethod
-    def _selector(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_selector(value)
-        return value
-
-    @property
-    def maps_requests(self) -> bool:
-        """Whether the source measures requests (else it only records watched gauges)."""
-        return self.requests is not None or self.latency is not None
-
-
-class MetricQueries(_Section):
-    """PromQL per window field, evaluated at each window's end; ``$window`` is its width."""
-
-    count: str | None = Field(default=None, description="Requests in the window.")
-    errors: str | None = Field(default=None, description="Failed requests in the window.")
-    error_rate: str | None = Field(default=None, description="Failed over all, 0..1.")
-    p50: str | None = None
-    p95: str | None = None
-    p99: str | None = None
-
-
-class QueryGauge(_Section):
-    """A gauge read with PromQL at each window's end, kept in the window's ``gauges``.
-
-    ``name`` is the gauge's name in windows: a component watching a gauge of
-    that name (``[[components.<name>.gauges]]``, its limit and horizon) has it
-    judged by the leak detector.
-    """
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="A watched gauge's name.")
-    query: str = Field(min_length=1, description="PromQL; the largest series per component.")
-
-
-class QuerySourceSettings(_MetricSourceBase):
-    """A Prometheus server's HTTP API, queried once per finished window."""
-
-    kind: Literal["query"]
-    queries: MetricQueries = Field(default_factory=MetricQueries)
-    gauges: list[QueryGauge] = Field(default_factory=list, description="Gauges to read.")
-    backfill_windows: int = Field(
-        default=1, ge=1, le=1000, description="Windows read on first poll."
-    )
-    max_windows_per_poll: int = Field(default=60, ge=1, le=1000, description="Catch-up per poll.")
-
-    @model_validator(mode="after")
-    def _asks_something(self) -> QuerySourceSettings:
-        if not self.maps_requests and not self.gauges:
-            raise ValueError(
-                "at least one query is needed: set [telemetry.metrics.queries] "
-                "or add [[telemetry.metrics.gauges]]"
-            )
-        names = [g.name for g in self.gauges]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"gauge names must be distinct; repeated: {', '.join(repeated)}")
-        return self
-
-    @property
-    def maps_requests(self) -> bool:
-        """Whether the source measures requests (else it only records gauges)."""
-        return any(self.queries.model_dump().values())
-
-
-MetricSourceSettings = Annotated[
-    ScrapeSourceSettings | QuerySourceSettings, Field(discriminator="kind")
-]
-
-
-class TelemetrySettings(_Section):
-    """How telemetry is read and folded into windows."""
-
-    window_s: float = Field(default=60.0, gt=0, description="Width of a metric window.")
-    lateness_s: float = Field(default=10.0, ge=0, description="How late a record may arrive.")
-    retention_s: float = Field(default=7 * 86400.0, gt=0, description="How long windows are kept.")
-    max_bytes_per_poll: int = Field(
-        default=64 * 1024 * 1024, gt=0, description="Per file and poll."
-    )
-    max_line_bytes: int = Field(default=1024 * 1024, gt=0, description="Longer lines are rejected.")
-    sources: list[SourceSettings] = Field(default_factory=list)
-    metrics: list[MetricSourceSettings] = Field(
-        default_factory=list, description="Prometheus endpoints scraped or queried."
-    )
-
-
-class ComponentSettings(_Section):
-    """One component of the service: its code, its objectives and what its detectors watch."""
-
-    paths: list[str] = Field(default_factory=list, description="Source paths in the repository.")
-    slo_p95_ms: float | None = Field(default=None, gt=0, description="P95 latency objective.")
-    slo_error_rate: float | None = Field(
-        default=None, ge=0, le=1, description="Error-rate objective."
-    )
-    score_threshold: float | None = Field(
-        default=None, gt=0, le=1, description="Overrides detect.score_threshold."
-    )
-    gauges: list[GaugeWatch] = Field(
-        default_factory=list, description="Gauges watched for a rise towards a limit (leaks)."
-    )
-    logs: LogDetection = Field(
-        default_factory=LogDetection, description="New error templates and template spikes."
-    )
-    calls: list[str] = Field(
-        default_factory=list,
-        description="Components this one calls (the call graph diagnosis ranks components on).",
-    )
-
-    @field_validator("gauges")
-    @classmethod
-    def _distinct_gauges(cls, gauges: list[GaugeWatch]) -> list[GaugeWatch]:
-        names = [g.name for g in gauges]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"gauge names must be distinct; repeated: {', '.join(repeated)}")
-        return gauges
-
-
-class BurnPairSettings(_Section):
-    """One multi-window burn-rate alert: both windows must burn faster than ``factor``."""
-
-    name: str
-    long_s: float = Field(gt=0)
-    short_s: float = Field(gt=0)
-    factor: float = Field(gt=0)
-
-
-def _default_burn_pairs() -> list[BurnPairSettings]:
-    return [
-        BurnPairSettings(name="fast", long_s=3600.0, short_s=300.0, factor=14.4),
-        BurnPairSettings(name="slow", long_s=21600.0, short_s=1800.0, factor=6.0),
-    ]
-
-
-class DetectSettings(_Section):
-    """When a window is anomalous and when an anomaly is actionable."""
-
-    persist_windows: int = Field(default=3, ge=1, description="Windows in a row before acting.")
-    clear_windows: int = Field(default=2, ge=1, description="Healthy windows in a row to close.")
-    reopen_windows: int = Field(
-        default=10,
-        ge=0,
-        description="A closed anomaly outside any cycle re-opens if its fingerprint is "
-        "anomalous again within this many windows (its cycle's anomaly: while the cycle runs).",
-    )
-    baseline_windows: int = Field(
-        default=30, ge=3, description="Recent healthy windows in the baseline."
-    )
-    min_baseline_windows: int = Field(
-        default=5, ge=1, description="Baseline needed before judging."
-    )
-    deviation_factor: float = Field(
-        default=2.0, gt=1, description="P95 over baseline median to flag."
-    )
-    min_samples: int = Field(
-        default=10, ge=1, description="Fewer requests in a window: not judged."
-    )
-    score_threshold: float = Field(
-        default=0.375,
-        gt=0,
-        le=1,
-        description=(
-            "Streaming detector score that flags a window: the threshold NAB's "
-            "reward_low_FP_rate profile chooses for this detector (false alarms cost most "
-            "there; the other two profiles choose the same one). A record after about 200 "
-            "uneventful windows, or one cleared by a wide margin after fewer, reaches it."
-        ),
-    )
-    min_relative_change: float = Field(
-        default=0.5, ge=0, description="A score finding also needs P95 this far above baseline."
-    )
-    burn_rate_pairs: list[BurnPairSettings] = Field(default_factory=_default_burn_pairs)
-    slo_period_s: float = Field(default=30 * 86400.0, gt=0, description="Error-budget period.")
-    default_slo_p95_ms: float | None = Field(default=None, gt=0)
-    default_slo_error_rate: float | None = Field(default=0.05, ge=0, le=1)
-
-    def budget_reach_s(self) -> float:
-        """How far back burn rates and the error budget look (the hourly totals are kept so long)."""
-        longest = max((p.long_s for p in self.burn_rate_pairs), default=0.0)
-        return max(longest, self.slo_period_s)
 
 
 class RepositorySettings(_Section):
@@ -353,54 +120,6 @@ class ValidateSettings(_Section):
     max_patch_bytes: int = Field(
         default=256 * 1024, gt=0, description="Larger patches are refused."
     )
-
-
-class CommandDeployerSettings(_Section):
-    """Deploy through your own tools; ``{target}`` and ``{version}`` are substituted per argument."""
-
-    targets: list[str] = Field(min_length=1)
-    deploy: list[str] = Field(min_length=1)
-    rollback: list[str] | None = None
-    version: list[str] = Field(min_length=1, description="Prints the version a target runs.")
-    timeout_s: float = Field(default=300.0, gt=0)
-
-
-class DeploySettings(_Section):
-    """How fixes reach production."""
-
-    kind: Literal["local-fleet", "command"] = "command"
-    waves: list[float] = Field(default_factory=lambda: [25.0, 50.0, 100.0])
-    bake_s: float = Field(default=300.0, ge=0, description="Wait after each wave before its gate.")
-    min_gate_samples: int = Field(default=20, ge=1, description="Requests needed to judge a wave.")
-    max_bake_extensions: int = Field(
-        default=3, ge=0, description="Extra bakes when evidence is thin."
-    )
-    gate_tolerance: float = Field(
-        default=1.25, ge=1, description="Updated may be this much worse than control."
-    )
-    gate_min_delta_ms: float = Field(
-        default=5.0, ge=0, description="Latency differences smaller than this never fail a gate."
-    )
-    deploy_timeout_s: float = Field(default=120.0, gt=0)
-    command: CommandDeployerSettings | None = None
-    local_fleet: LocalFleetSettings | None = None
-
-    @field_validator("waves")
-    @classmethod
-    def _waves_rise_to_all(cls, waves: list[float]) -> list[float]:
-        if not waves or any(not 0 < w <= 100 for w in waves) or waves != sorted(set(waves)):
-            raise ValueError("waves must be increasing percentages in (0, 100]")
-        if waves[-1] != 100:
-            raise ValueError("the last wave must be 100 (every target)")
-        return waves
-
-    @model_validator(mode="after")
-    def _deployer_configured(self) -> DeploySettings:
-        if self.kind == "command" and self.command is None:
-            raise ValueError("kind = 'command' needs a [deploy.command] table")
-        if self.kind == "local-fleet" and self.local_fleet is None:
-            raise ValueError("kind = 'local-fleet' needs a [deploy.local_fleet] table")
-        return self
 
 
 class Settings(_Section):

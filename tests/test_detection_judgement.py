@@ -10,16 +10,12 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
+from states.deploy.settings import CommandDeployerSettings, DeploySettings
 from states.detect import judgement
 from states.detect.beats import evaluate
 from states.detect.judgement import Finding, Objectives, WindowStats, judge, severity_of
-from states.settings import (
-    CommandDeployerSettings,
-    ComponentSettings,
-    DeploySettings,
-    DetectSettings,
-    Settings,
-)
+from states.detect.settings import ComponentSettings, DetectSettings
+from states.settings import Settings
 from storage import repository as repo
 from storage.db import Database, open_database
 from storage.tables import AnomalyRow, CycleRow, WindowRow

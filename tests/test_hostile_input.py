@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 
 from states.deploy.command import CommandDeployer
 from states.deploy.local_fleet import ask_version
+from states.deploy.settings import CommandDeployerSettings
 from states.diagnose.commits import map_frame_file
 from states.fix.patches import UnsafePatch, check_patch
 from states.git import (
@@ -46,7 +47,7 @@ from states.git import (
     resolve,
     tracked_files,
 )
-from states.settings import CommandDeployerSettings, Settings
+from states.settings import Settings
 from states.telemetry.ingest import poll_sources
 from states.validate.sandbox import (
     BenchmarkOutputError,

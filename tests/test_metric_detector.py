@@ -13,8 +13,8 @@ import pytest
 
 from states.detect.contextual import ContextNovelty, NoveltySurge, bin_index
 from states.detect.precedent import RangeRecord
+from states.detect.settings import DetectSettings
 from states.detect.streaming import DetectorSettings, MetricDetector, event_score
-from states.settings import DetectSettings
 
 STEP = 300.0  # five-minute points
 DAY_POINTS = int(86_400 / STEP)

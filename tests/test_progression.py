@@ -19,14 +19,10 @@ from sequences.schema import BeatSpec, SequenceSpec
 from states import machine, steering
 from states.context import ArtifactWriter, BeatContext, BeatResult, PermanentError, TemporaryError
 from states.deploy.command import CommandDeployer
+from states.deploy.settings import CommandDeployerSettings, DeploySettings
 from states.progression import Runtime, Step, advance
 from states.registry import beat
-from states.settings import (
-    AgentSettings,
-    CommandDeployerSettings,
-    DeploySettings,
-    Settings,
-)
+from states.settings import AgentSettings, Settings
 from storage import repository as repo
 from storage.db import Database, open_database
 from storage.tables import AnomalyRow, BeatRunRow, CycleRow, TransitionRow

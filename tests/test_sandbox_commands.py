@@ -16,7 +16,7 @@ import pytest
 
 from states.deploy.command import CommandDeployer, render
 from states.deploy.deployers import DeployError
-from states.settings import CommandDeployerSettings
+from states.deploy.settings import CommandDeployerSettings
 from states.validate.sandbox import (
     BenchmarkOutputError,
     improvement,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import subprocess
 
 from states.deploy.deployers import DeployError
+from states.deploy.settings import CommandDeployerSettings
 from states.git import GitError, checked_revision
-from states.settings import CommandDeployerSettings
 
 TAIL = 500
 

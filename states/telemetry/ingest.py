@@ -25,12 +25,13 @@ from typing import Any, Final
 
 from states.context import BeatContext, BeatResult
 from states.registry import beat
-from states.settings import Settings, SourceSettings
+from states.settings import Settings
 from states.telemetry import window_templates
 from states.telemetry.folding import TimeBounds, WindowFolder
 from states.telemetry.formats import LineParser, make_parser
 from states.telemetry.line_folding import LineFolding
 from states.telemetry.prometheus import metric_sources_due, poll_metric_sources
+from states.telemetry.settings import SourceSettings
 from states.telemetry.tailing import FileCursor, NewLines, has_new_bytes
 from states.telemetry.window_rows import close_due_windows, collection_paused, store_poll
 from states.telemetry.window_templates import SourceTemplates

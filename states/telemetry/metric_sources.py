@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from states.settings import QuerySourceSettings, ScrapeSourceSettings, Settings
+from states.settings import Settings
 from states.telemetry.metric_windows import (
     MetricWindow,
     ScrapeMapping,
@@ -45,6 +45,7 @@ from states.telemetry.prometheus_api import (
     query_windows,
 )
 from states.telemetry.prometheus_text import Selector, parse_exposition, parse_selector
+from states.telemetry.settings import QuerySourceSettings, ScrapeSourceSettings
 from states.telemetry.windows import health_score, window_start
 from storage.tables import CursorRow, WindowRow
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from states.settings import QuerySourceSettings, TelemetrySettings
 from states.telemetry.metric_windows import MetricWindow
+from states.telemetry.settings import QuerySourceSettings, TelemetrySettings
 
 USER_AGENT = "selfheal"
 CHUNK = 64 * 1024
