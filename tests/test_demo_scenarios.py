@@ -33,7 +33,8 @@ from states.artifacts import (
     ValidationArtifact,
     WindowSnapshot,
 )
-from states.deploy.local_fleet import LocalFleet, stop_fleet
+from states.deploy.fleet_instances import stop_fleet
+from states.deploy.local_fleet import LocalFleet
 from states.git import worktrees_under
 from storage.db import open_database
 from tests.support.daemon import PROJECT_ROOT

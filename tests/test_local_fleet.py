@@ -24,13 +24,8 @@ import pytest
 from pydantic import ValidationError
 
 from states.deploy.deployers import DeployError
-from states.deploy.local_fleet import (
-    LocalFleet,
-    LocalFleetSettings,
-    TargetState,
-    render_argv,
-    stop_fleet,
-)
+from states.deploy.fleet_instances import TargetState, stop_fleet
+from states.deploy.local_fleet import LocalFleet, LocalFleetSettings, render_argv
 
 SERVICE = """\
 import json, os, signal, sys

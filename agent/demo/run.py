@@ -30,7 +30,8 @@ from typing import Any
 from agent.demo.load import LoadGenerator, RequestMix
 from agent.demo.workspace import DemoRepository, build_demo_repository, commit_regression
 from agent.settings import load_settings
-from states.deploy.local_fleet import LocalFleet, LocalFleetSettings, stop_fleet
+from states.deploy.fleet_instances import stop_fleet
+from states.deploy.local_fleet import LocalFleet, LocalFleetSettings
 from storage import repository as repo
 from storage.db import Database, open_database
 

@@ -4,13 +4,9 @@ The demo, and anyone trying selfheal without a platform, needs a real fleet to
 roll fixes out to. A target runs one process started from a release directory
 exported from the git repository (``<fleet_dir>/releases/<version>/``, made
 once and reused, so versions should name immutable revisions: commits, tags). Its
-state file (``<fleet_dir>/targets/<target>.json``) records which process was
-started, so a later run can stop it; which version a target runs is always
-asked over HTTP, never read from that file.
-
-Processes are started in their own session so that they outlive the agent
-(which may restart), and are recognised on stop by their pid *and* kernel start
-time, so a recycled pid is never signalled. Linux (``/proc``) only.
+state file records which process was started, so a later run can stop it
+(``fleet_instances`` starts, records and stops instances); which version a
+target runs is always asked over HTTP, never read from that file.
 """
 
 from __future__ import annotations
@@ -21,19 +17,24 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from states.deploy.deployers import DeployError
-from storage.artifacts import write_atomically
+from states.deploy.fleet_instances import (
+    TargetState,
+    read_state,
+    record_instance,
+    start_instance,
+    state_path,
+    stop_process,
+)
 
 PLACEHOLDERS = frozenset({"python", "port", "log", "instance", "version"})
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(sorted(PLACEHOLDERS)) + r")\}")
@@ -41,9 +42,6 @@ _ANY_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _PATH_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 _STDERR_TAIL_CHARS = 2000
-# Instances started by this process, by pid: they are our children until they exit,
-# and whichever deployer or stop_fleet call stops one collects its exit status.
-_STARTED: dict[int, subprocess.Popen[bytes]] = {}
 _POLL_S = 0.05
 MAX_VERSION_BODY = 64 * 1024  # a version answer is a name, not a download
 
@@ -113,16 +111,6 @@ class LocalFleetSettings(BaseModel):
         return path
 
 
-class TargetState(BaseModel):
-    """What was started on a target: enough to recognise and stop that process later."""
-
-    pid: int
-    port: int
-    version: str
-    started_at: datetime
-    process_start: int = Field(description="Kernel start time of the process, in clock ticks.")
-
-
 def render_argv(template: list[str], values: dict[str, str]) -> list[str]:
     """Substitute ``{name}`` placeholders inside each element, in one pass (values stay literal)."""
     return [_PLACEHOLDER.sub(lambda match: values[match.group(1)], element) for element in template]
@@ -175,7 +163,7 @@ class LocalFleet:
 
     def state(self, target: str) -> TargetState | None:
         """What was last started on ``target`` and not stopped since, if anything."""
-        return _read_state(_state_path(self._fleet_dir, target))
+        return read_state(state_path(self._fleet_dir, target))
 
     def _port(self, target: str) -> int:
         try:
@@ -214,28 +202,20 @@ class LocalFleet:
         argv = render_argv(self._settings.argv, values)
         for directory in (self.log_path(target).parent, self.output_path(target).parent):
             directory.mkdir(parents=True, exist_ok=True)
-        with self.output_path(target).open("wb") as output:
-            try:
-                process = subprocess.Popen(
-                    argv,
-                    cwd=release,
-                    env=self._environment(version),
-                    stdin=subprocess.DEVNULL,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            except OSError as error:
-                raise DeployError(f"{target}: cannot start {argv[0]!r}: {error}") from None
-        _STARTED[process.pid] = process
-        state = TargetState(
-            pid=process.pid,
+        process = start_instance(
+            target,
+            argv,
+            cwd=release,
+            env=self._environment(version),
+            output=self.output_path(target),
+        )
+        record_instance(
+            self._fleet_dir,
+            target,
+            process.pid,
             port=self._settings.targets[target],
             version=version,
-            started_at=datetime.now(UTC),
-            process_start=_process_start(process.pid) or 0,
         )
-        write_atomically(_state_path(self._fleet_dir, target), state.model_dump_json().encode())
         return process
 
     def _environment(self, version: str) -> dict[str, str]:
@@ -268,8 +248,8 @@ class LocalFleet:
         return text[-_STDERR_TAIL_CHARS:].strip() or "(no output)"
 
     def _stop(self, target: str) -> None:
-        path = _state_path(self._fleet_dir, target)
-        state = _read_state(path)
+        path = state_path(self._fleet_dir, target)
+        state = read_state(path)
         if state is None:
             return
         try:
@@ -277,47 +257,6 @@ class LocalFleet:
         except DeployError as error:
             raise DeployError(f"{target}: cannot stop the running instance: {error}") from None
         path.unlink(missing_ok=True)
-
-
-def stop_fleet(fleet_dir: Path, *, timeout_s: float = 5.0) -> list[str]:
-    """Stop every target process recorded under ``fleet_dir``, and nothing else.
-
-    Returns the names of the targets whose state file was cleared; tries every
-    target before raising for those whose process would not stop.
-    """
-    cleared, failures = [], []
-    collect_exited_instances()
-    for path in sorted((fleet_dir / "targets").glob("*.json")):
-        state = _read_state(path)
-        try:
-            if state is not None:
-                stop_process(state, timeout_s)
-        except DeployError as error:
-            failures.append(f"{path.stem}: {error}")
-            continue
-        path.unlink(missing_ok=True)
-        cleared.append(path.stem)
-    collect_exited_instances()
-    if failures:
-        raise DeployError("; ".join(failures))
-    return cleared
-
-
-def stop_process(state: TargetState, timeout_s: float) -> None:
-    """SIGTERM the recorded process group, SIGKILL it after ``timeout_s``; never another process."""
-    try:
-        for signum, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
-            if not _is_running(state):
-                return
-            try:
-                os.killpg(state.pid, signum)
-            except ProcessLookupError:
-                return
-            if _wait_until_gone(state, wait_s):
-                return
-        raise DeployError(f"process {state.pid} (version {state.version}) survived SIGKILL")
-    finally:
-        _reap(state.pid)
 
 
 def ask_version(port: int, path: str, timeout_s: float) -> str | None:
@@ -366,57 +305,3 @@ def _extract_atomically(tar_bytes: bytes, final: Path) -> None:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _state_path(fleet_dir: Path, target: str) -> Path:
-    return fleet_dir / "targets" / f"{target}.json"
-
-
-def _read_state(path: Path) -> TargetState | None:
-    try:
-        return TargetState.model_validate_json(path.read_bytes())
-    except (OSError, ValidationError):
-        return None
-
-
-def _process_start(pid: int) -> int | None:
-    """Kernel start time of a live process (not a zombie), or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
-def _is_running(state: TargetState) -> bool:
-    return state.process_start != 0 and _process_start(state.pid) == state.process_start
-
-
-def _wait_until_gone(state: TargetState, wait_s: float) -> bool:
-    deadline = time.monotonic() + wait_s
-    while True:
-        _reap(state.pid)
-        if not _is_running(state):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(_POLL_S / 2)
-
-
-def collect_exited_instances() -> int:
-    """Collect every instance this process started that has exited since (another
-    process, such as the daemon, may have replaced it); returns how many."""
-    exited = [pid for pid, child in _STARTED.items() if child.poll() is not None]
-    for pid in exited:
-        _STARTED.pop(pid, None)
-    return len(exited)
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status of an instance this process started, so no zombie lingers."""
-    child = _STARTED.get(pid)
-    if child is not None and child.poll() is not None:
-        _STARTED.pop(pid, None)

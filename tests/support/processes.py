@@ -13,7 +13,7 @@ import os
 import signal
 from pathlib import Path
 
-from states.deploy import local_fleet
+from states.deploy import fleet_instances
 
 
 def _is_zombie(stat: str) -> bool:
@@ -61,4 +61,4 @@ def kill_leftovers(workspace: Path) -> dict[int, str]:
 
 def collect_exited_instances() -> None:
     """Collect instances this process started that another process (the daemon) stopped."""
-    local_fleet.collect_exited_instances()
+    fleet_instances.collect_exited_instances()

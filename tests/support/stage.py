@@ -19,7 +19,8 @@ from agent.demo.load import LoadGenerator
 from agent.demo.run import TARGETS, DemoOptions, free_ports, write_config
 from agent.demo.workspace import DemoRepository, build_demo_repository
 from agent.settings import load_settings
-from states.deploy.local_fleet import LocalFleet, LocalFleetSettings, stop_fleet
+from states.deploy.fleet_instances import stop_fleet
+from states.deploy.local_fleet import LocalFleet, LocalFleetSettings
 from states.settings import Settings
 from storage import repository as repo
 from storage.db import Database, open_database
