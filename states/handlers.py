@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from states.deploy import beats as deploy_beats
+from states.deploy import rollback_beats
 from states.detect import beats as detect_beats
 from states.diagnose import beats as diagnose_beats
 from states.diagnose import component_beat, verdict_beat
@@ -21,6 +22,7 @@ MODULES = (
     fix_beats,
     validate_beats,
     deploy_beats,
+    rollback_beats,
     learn_beats,
 )
 

@@ -74,7 +74,7 @@ def delete_cycles(session: Session, cycle_ids: list[str]) -> None:
             col(BeatRunRow.cycle_id).in_(cycle_ids)
         )
     )
-    # Keyed as states.progression.beat_key and states.deploy.beats.bake_key write them.
+    # Keyed as states.progression.beat_key and states.deploy.wave_gate.bake_key write them.
     keys = [f"beat:{entry}:{beat}" for entry, beat in entries]
     claims.release_all(session, keys)
     waves = session.exec(
