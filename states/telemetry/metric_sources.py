@@ -37,14 +37,9 @@ from states.telemetry.metric_windows import (
     gauge_readings,
     tracked_series,
 )
-from states.telemetry.prometheus_api import (
-    HttpResponse,
-    SourceError,
-    answers_of,
-    http_request,
-    query_windows,
-)
+from states.telemetry.prometheus_api import HttpResponse, SourceError, http_request
 from states.telemetry.prometheus_text import Selector, parse_exposition, parse_selector
+from states.telemetry.query_windows import answers_of, query_windows
 from states.telemetry.settings import QuerySourceSettings, ScrapeSourceSettings
 from states.telemetry.windows import health_score, window_start
 from storage.tables import CursorRow, WindowRow

@@ -28,7 +28,8 @@ from typing import Any
 from states.settings import Settings
 from states.telemetry import metric_sources
 from states.telemetry.metric_sources import MetricSource
-from states.telemetry.prometheus_api import Job, SourceError, due_window_ends, query_jobs, run_all
+from states.telemetry.prometheus_api import Job, SourceError, run_all
+from states.telemetry.query_windows import due_window_ends, query_jobs
 from states.telemetry.settings import ScrapeSourceSettings
 from storage import repository as repo
 from storage.db import Database

@@ -6,34 +6,28 @@ response that is not what the API documents (HTTP error, invalid JSON, a
 wrong shape, a value that is not a number) becomes a ``SourceError`` with a
 short reason key and a readable message, never an exception of another kind.
 Requests go straight to the configured address (proxy variables are not used).
+Which windows a query source asks for, and what its answers become, is
+``query_windows``'s; this module knows nothing of configuration.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import math
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
-
-from states.telemetry.metric_windows import MetricWindow
-from states.telemetry.settings import QuerySourceSettings, TelemetrySettings
 
 USER_AGENT = "selfheal"
 CHUNK = 64 * 1024
 GRACE_S = 0.5  # beyond a request's own timeout before the poll stops waiting for it
 MAX_WORKERS = 64
-FIELDS = ("count", "errors", "error_rate", "p50", "p95", "p99")
-GAUGE = "gauge:"  # answer names of a query source's gauges
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -246,12 +240,6 @@ def query(
     return parse_query_response(response)
 
 
-def finite(points: list[QueryPoint]) -> tuple[list[QueryPoint], int]:
-    """The points with finite values, and how many were NaN or infinite."""
-    kept = [p for p in points if math.isfinite(p.value)]
-    return kept, len(points) - len(kept)
-
-
 # --- every request of a poll at once ---------------------------------------------------
 
 Job = tuple[tuple[str, str], float, Callable[[], Any]]
@@ -283,99 +271,3 @@ def run_all(jobs: list[Job]) -> dict[tuple[str, str], Any]:
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return results
-
-
-# --- a query source's windows ------------------------------------------------------------
-
-
-def due_window_ends(
-    source: QuerySourceSettings, telemetry: TelemetrySettings, written: float | None, now: float
-) -> list[float]:
-    """Ends (Unix seconds) of the windows to ask for at ``now``, oldest first.
-
-    ``written`` is the end of the last window written (the cursor); without
-    one, the last ``backfill_windows`` windows are due.
-    """
-    window_s = telemetry.window_s
-    last = math.floor((now - telemetry.lateness_s) / window_s) * window_s
-    first = last - (source.backfill_windows - 1) * window_s
-    if written is not None:
-        first = written + window_s
-    oldest = now - telemetry.retention_s + window_s
-    first = max(first, math.ceil(oldest / window_s) * window_s)
-    count = min(source.max_windows_per_poll, round((last - first) / window_s) + 1)
-    return [first + i * window_s for i in range(max(0, count))]
-
-
-def source_queries(source: QuerySourceSettings) -> dict[str, str]:
-    """Every PromQL the source asks, by answer name: window fields, then ``gauge:<name>``."""
-    fields = {name: getattr(source.queries, name) for name in FIELDS}
-    queries = {name: promql for name, promql in fields.items() if promql is not None}
-    return queries | {GAUGE + gauge.name: gauge.query for gauge in source.gauges}
-
-
-def query_jobs(source: QuerySourceSettings, window_s: float, ends: list[float]) -> list[Job]:
-    """One ``query_range`` per configured query, over the due windows (``$window`` substituted)."""
-    jobs: list[Job] = []
-    for name, promql in source_queries(source).items():
-        work = partial(
-            query_range,
-            source.url,
-            promql.replace("$window", duration(window_s)),
-            start=ends[0],
-            end=ends[-1],
-            step=window_s,
-            timeout_s=source.timeout_s,
-            max_bytes=source.max_bytes,
-            headers=source.headers,
-        )
-        jobs.append(((source.name, name), source.timeout_s, work))
-    return jobs
-
-
-def answers_of(
-    source: QuerySourceSettings, results: Mapping[tuple[str, str], Any]
-) -> dict[str, list[QueryPoint]]:
-    """Each query's points; the first failed query fails the source (nothing is half-written)."""
-    answers: dict[str, list[QueryPoint]] = {}
-    for name in source_queries(source):
-        result = results.get((source.name, name))
-        if isinstance(result, SourceError):
-            raise SourceError(result.reason, f"query {name}: {result}")
-        if result is not None:
-            answers[name] = result
-    return answers
-
-
-def query_windows(
-    source: QuerySourceSettings,
-    window_s: float,
-    ends: list[float],
-    answers: Mapping[str, list[QueryPoint]],
-    rejected: Counter[str],
-) -> tuple[dict[tuple[str, float], MetricWindow], list[str]]:
-    """The windows (component, start) the answers describe, and notes on skipped values."""
-    starts = {round(end * 1000): end - window_s for end in ends}
-    windows: dict[tuple[str, float], MetricWindow] = {}
-    notes: list[str] = []
-    for name, points in answers.items():
-        kept, bad = finite(points)
-        if bad:
-            rejected["not_finite"] += bad
-            notes.append(f"{name}: {bad} NaN/Inf value(s) skipped")
-        for point in kept:
-            start = starts.get(round(point.timestamp * 1000))
-            component = point.labels.get(source.component_label) or source.component
-            if start is None:
-                rejected["unexpected_timestamp"] += 1
-            elif not component:
-                rejected["no_component"] += 1
-            elif name.startswith(GAUGE):
-                windows.setdefault((component, start), MetricWindow()).keep_gauge(
-                    name.removeprefix(GAUGE), point.value
-                )
-            elif not windows.setdefault((component, start), MetricWindow()).put(
-                name, point.value, source.latency_scale
-            ):
-                rejected["bad_value"] += 1
-    return windows, notes
