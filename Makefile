@@ -38,7 +38,7 @@ contracts: $(STAMP)
 check: lint typecheck contracts test
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/agent.py
+	$(BIN)/python -m benchmarks.agent
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
