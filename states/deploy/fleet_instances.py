@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from states.deploy.deployers import DeployError
+from states.processes import process_stat
 from storage.artifacts import write_atomically
 
 # Instances started by this process, by pid: they are our children until they exit,
@@ -127,14 +128,8 @@ def read_state(path: Path) -> TargetState | None:
 
 def _process_start(pid: int) -> int | None:
     """Kernel start time of a live process (not a zombie), or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
+    stat = process_stat(pid)
+    return None if stat is None or stat.exited else stat.start_ticks
 
 
 def _is_running(state: TargetState) -> bool:

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from states.processes import process_stat
+
 KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 TAIL_CHARS = 2000
 
@@ -58,12 +60,12 @@ def scrubbed_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def process_start_ticks(pid: int) -> int | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), to tell a reused pid apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    """The kernel's start time of ``pid`` (clock ticks since boot), to tell a reused pid apart.
+
+    An exited group leader still has its start time: the rest of its group may live on.
+    """
+    stat = process_stat(pid)
+    return None if stat is None else stat.start_ticks
 
 
 def record_child(children_dir: Path, pid: int, argv: list[str]) -> Path:
