@@ -44,7 +44,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from unittest import mock
 
 from states.detect import beats, burn_rate
@@ -62,6 +62,7 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results" / "budget.json"
 COMPONENT = "catalog"
 WINDOW = timedelta(seconds=60)
 NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
+T = TypeVar("T")
 BATCH = 2000  # windows per insert statement
 WORK_LIST_INDEX = "ix_metric_window_unevaluated"
 
@@ -150,20 +151,31 @@ def drop_work_list_index(session: Session) -> None:
     session.connection().exec_driver_sql(f"DROP INDEX {WORK_LIST_INDEX}")
 
 
-def cpu_per_window(
-    db: Database, settings: Settings, windows: int, repeats: int, *, indexed: bool = True
-) -> list[float]:
-    """CPU seconds per judged window of each repetition (judged, then rolled back)."""
-    samples = []
+def rolled_back_runs(
+    db: Database, repeats: int, work: Callable[[Session], T], *, indexed: bool = True
+) -> list[tuple[float, T]]:
+    """CPU seconds and result of ``work`` per repetition, each in a write rolled back after."""
+    runs = []
     for _ in range(repeats):
         with db.write() as session:
             if not indexed:
                 drop_work_list_index(session)
             started = time.process_time()
-            judged = beats.evaluate(session, settings, NOW)["judged"]
-            samples.append((time.process_time() - started) / judged)
-            assert judged == windows, judged
+            result = work(session)
+            runs.append((time.process_time() - started, result))
             session.rollback()
+    return runs
+
+
+def cpu_per_window(
+    db: Database, settings: Settings, windows: int, repeats: int, *, indexed: bool = True
+) -> list[float]:
+    """CPU seconds per judged window of each repetition (judged, then rolled back)."""
+    judge = partial(beats.evaluate, settings=settings, now=NOW)
+    samples = []
+    for cpu, report in rolled_back_runs(db, repeats, judge, indexed=indexed):
+        assert report["judged"] == windows, report
+        samples.append(cpu / report["judged"])
     return samples
 
 
@@ -180,17 +192,9 @@ def work_list(db: Database, repeats: int) -> dict[str, Any]:
     """CPU of finding the windows to judge (once a tick), without and with its index."""
 
     def find(indexed: bool) -> list[float]:
-        samples = []
-        for _ in range(repeats):
-            with db.write() as session:
-                if not indexed:
-                    drop_work_list_index(session)
-                started = time.process_time()
-                found = repo.unevaluated_windows(session)
-                samples.append(time.process_time() - started)
-                assert len(found) == 1, len(found)
-                session.rollback()
-        return samples
+        runs = rolled_back_runs(db, repeats, repo.unevaluated_windows, indexed=indexed)
+        assert all(len(found) == 1 for _, found in runs), [len(found) for _, found in runs]
+        return [cpu for cpu, _ in runs]
 
     without, with_index = find(indexed=False), find(indexed=True)
     return {
