@@ -16,6 +16,12 @@ then ``engine.tick``) with one json source and a command deployer.
    one by one on the same kind of data, to show where the time goes.
 3. Resident memory of a fresh process running many idle ticks, sampled along
    the way; growth is a least-squares slope over the samples after warm-up.
+4. Steady ticks: a daemon that has read its log, then ticks every 10 simulated
+   seconds over the lines written since (a small growth), windows closing as
+   they fall due. Two data directories get the same lines, tick for tick:
+   one runtime keeps its ``IngestMemory`` as the daemon does, the other is
+   given a new one before every tick (what every poll started from before
+   polls kept one); CPU per tick, medians, and their ratio.
 
 Machines are shared and noisy: figures are medians (and p95) with their
 repeat counts, and CPU time (``process_time``) is reported next to wall time:
@@ -63,6 +69,7 @@ from states.progression import Runtime
 from states.settings import Settings
 from states.telemetry import ingest
 from states.telemetry.formats import make_parser
+from states.telemetry.ingest_memory import IngestMemory
 from states.telemetry.line_folding import parse_lines
 from states.telemetry.tailing import read_new_lines
 from states.telemetry.windows import fold
@@ -227,10 +234,23 @@ def transitions_stored(rt: Runtime) -> int:
     return int(rt.db.query(lambda s: s.exec(select(func.count()).select_from(TransitionRow)).one()))
 
 
+@dataclass
+class SteppedClock:
+    """Wall time moved by hand: a steady daemon's ticks, without waiting for them."""
+
+    at: datetime
+
+    def now(self) -> datetime:
+        return self.at
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
 @contextmanager
-def runtime(root: Path) -> Iterator[Runtime]:
+def runtime(root: Path, clock: SteppedClock | None = None) -> Iterator[Runtime]:
     """A runtime over ``root`` (data and logs), closed afterwards."""
-    rt = engine.open_runtime(make_settings(root), threading.Event())
+    rt = engine.open_runtime(make_settings(root), threading.Event(), clock)
     try:
         yield rt
     finally:
@@ -418,6 +438,61 @@ def ingest_stages(lines: int, repeats: int) -> dict[str, Any]:
     }
 
 
+# --- 4. steady ticks, with and without what polls keep in memory -------------------------------
+
+
+STEADY_STEP_S = 10.0  # simulated seconds between two steady ticks
+
+
+def steady_ticks(ticks: int, lines: int, warmup_lines: int = 20_000) -> dict[str, Any]:
+    """CPU per tick over ``lines`` new lines a tick, kept memory against a new one each tick."""
+    cpu: dict[str, list[float]] = {"kept": [], "new": []}
+    closed: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="selfheal-bench-") as tmp:
+        clock = SteppedClock(datetime.now(UTC).replace(microsecond=0))
+        roots = {name: Path(tmp) / name for name in cpu}
+        with runtime(roots["kept"], clock) as kept, runtime(roots["new"], clock) as new:
+            runtimes = {"kept": kept, "new": new}
+            for root in roots.values():
+                write_log(root / "logs" / "app.log", warmup_lines, clock.at)
+            for rt in runtimes.values():
+                engine.tick(rt)
+            for i in range(ticks):
+                clock.at += timedelta(seconds=STEADY_STEP_S)
+                data = _steady_lines(lines, clock.at, seed=i)
+                order = ("kept", "new") if i % 2 == 0 else ("new", "kept")
+                for name in order:
+                    with (roots[name] / "logs" / "app.log").open("ab") as handle:
+                        handle.write(data)
+                    if name == "new":
+                        new.telemetry = IngestMemory()
+                    gc.collect()
+                    cpu_started = time.process_time()
+                    engine.tick(runtimes[name])
+                    cpu[name].append(time.process_time() - cpu_started)
+            for name, rt in runtimes.items():
+                closed[name] = _window_totals(rt)["windows_closed"]
+    kept_ms, new_ms = (statistics.median(cpu[n]) * 1000 for n in ("kept", "new"))
+    return {
+        "ticks": ticks,
+        "lines_per_tick": lines,
+        "step_s": STEADY_STEP_S,
+        "cpu_median_ms_kept": round(kept_ms, 3),
+        "cpu_median_ms_new": round(new_ms, 3),
+        "kept_over_new": round(kept_ms / new_ms, 3),
+        "pairwise_median_ratio": round(
+            statistics.median(a / b for a, b in zip(cpu["kept"], cpu["new"], strict=True)), 3
+        ),
+        "windows_closed": closed,
+    }
+
+
+def _steady_lines(n: int, end: datetime, seed: int) -> bytes:
+    make = functools.partial(json_line, style=LOG_STYLE)
+    lines = spread_lines(make, n, end, STEADY_STEP_S, seed)
+    return "".join(line + "\n" for line in lines).encode()
+
+
 # --- 3. memory over many idle ticks (run in a fresh process) ------------------------------
 
 
@@ -471,7 +546,14 @@ def rss_in_subprocess(ticks: int) -> dict[str, Any]:
 
 
 def run(
-    *, lines: int, ingest_repeats: int, idle: int, rss_ticks: int, rss: bool = True
+    *,
+    lines: int,
+    ingest_repeats: int,
+    idle: int,
+    rss_ticks: int,
+    rss: bool = True,
+    steady: int = 40,
+    steady_lines: int = 2000,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": {
@@ -483,6 +565,7 @@ def run(
         "idle_tick": idle_ticks(idle),
         "ingest_tick": ingest_ticks(lines, ingest_repeats),
         "ingest_stages": ingest_stages(lines, ingest_repeats),
+        "steady_ticks": steady_ticks(steady, steady_lines),
     }
     if rss:
         results["rss"] = rss_in_subprocess(rss_ticks)
@@ -528,6 +611,16 @@ def render(results: dict[str, Any]) -> str:
         (f"    stage {name}", f"{s:.3f} s", f"median of {stages['repeats']}, run apart")
         for name, s in stages["median_s"].items()
     ]
+    steady = results["steady_ticks"]
+    rows.append(
+        (
+            f"steady tick over {steady['lines_per_tick']:,} new lines: CPU median",
+            f"{steady['cpu_median_ms_kept']:.2f} ms",
+            f"{steady['ticks']} ticks, every {steady['step_s']:.0f} s simulated; "
+            f"{steady['cpu_median_ms_new']:.2f} ms with a new IngestMemory each tick "
+            f"({steady['kept_over_new']}x, pair by pair {steady['pairwise_median_ratio']}x)",
+        )
+    )
     if "rss" in results:
         rss = results["rss"]
         at = ", ".join(f"{t}: {v / 1024:.1f}" for t, v in rss["rss_kib_at"].items())
@@ -550,6 +643,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ingest-repeats", type=int, default=5)
     parser.add_argument("--idle-ticks", type=int, default=200)
     parser.add_argument("--rss-ticks", type=int, default=1000)
+    parser.add_argument("--steady-ticks", type=int, default=40)
+    parser.add_argument("--steady-lines", type=int, default=2000, help="new lines per tick")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -562,6 +657,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ingest_repeats=args.ingest_repeats,
         idle=args.idle_ticks,
         rss_ticks=args.rss_ticks,
+        steady=args.steady_ticks,
+        steady_lines=args.steady_lines,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

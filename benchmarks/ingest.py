@@ -3,8 +3,9 @@
 For each format, a generated log of N lines (default 1,000,000) is ingested
 the way the daemon does it: ``poll_sources`` over a real data directory
 (SQLite, WAL, fsync) until the file is consumed (``max_bytes_per_poll`` at its
-default, so several polls), then ``close_due_windows``. That is read → parse
-→ normalize → fold → windows stored and closed. Formats:
+default, so several polls), then ``close_due_windows``, with one
+``IngestMemory`` made for the run as a starting daemon makes it. That is
+read → parse → normalize → fold → windows stored and closed. Formats:
 
 - ``json``: JSON lines in the default shape (the hot path); the share of
   lines each route folds (the block decoder, the batch path, the general
@@ -83,6 +84,7 @@ from benchmarks.json_logs import (
 from states.settings import Settings
 from states.telemetry import folding
 from states.telemetry.ingest import close_due_windows, poll_sources
+from states.telemetry.ingest_memory import IngestMemory
 from states.telemetry.tailing import FileCursor, NewLines
 from states.telemetry.templates import DEFAULT_MASKS
 from storage.db import open_database
@@ -195,9 +197,11 @@ def end_to_end(kind: str, log: Path, now: datetime) -> tuple[float, float, dict[
 
         def ingest() -> dict[str, Any]:
             polls = lines = records = 0
-            while (report := poll_sources(settings, db, now)).files_read:
+            memory = IngestMemory()  # a daemon's, started with the run
+            while (report := poll_sources(settings, db, now, memory)).files_read:
                 polls, lines, records = polls + 1, lines + report.lines, records + report.records
-            closed = db.transact(lambda s: close_due_windows(s, settings, later))
+            latencies = memory.latencies
+            closed = db.transact(lambda s: close_due_windows(s, settings, later, latencies))
             return {"polls": polls, "lines": lines, "records": records, "closed": closed}
 
         try:

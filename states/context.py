@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from states.clock import Clock
 from states.deploy.deployers import Deployer
 from states.settings import Settings
+from states.telemetry.ingest_memory import IngestMemory
 from storage import repository as repo
 from storage.artifacts import write_atomically
 from storage.db import Database
@@ -107,6 +108,7 @@ class BeatContext:
     waited: bool
     stop_requested: Callable[[], bool]
     log: Any = field(default_factory=lambda: structlog.get_logger("selfheal.beat"))
+    telemetry: IngestMemory = field(default_factory=IngestMemory)  # kept between polls
 
     @property
     def data_dir(self) -> Path:

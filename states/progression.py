@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,7 @@ from states.deploy.deployers import Deployer
 from states.execution import Outcome, Status, execute_beat_once
 from states.registry import handler
 from states.settings import Settings
+from states.telemetry.ingest_memory import IngestMemory
 from storage import claims, timers
 from storage import repository as repo
 from storage.db import Database
@@ -66,6 +67,7 @@ class Runtime:
     artifacts: ArtifactWriter
     deployer_factory: Callable[[], Deployer]
     stop_requested: Callable[[], bool]
+    telemetry: IngestMemory = field(default_factory=IngestMemory)  # what polls keep in memory
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,7 @@ def _run_beat(
         previous_output=previous,
         waited=waited,
         stop_requested=rt.stop_requested,
+        telemetry=rt.telemetry,
     )
     with structlog.contextvars.bound_contextvars(cycle_id=cycle_id, phase=spec.phase, beat=beat.id):
         if give_up:

@@ -35,6 +35,8 @@ from storage.tables import (
 
 __all__ = ["Session"]
 
+_IDS_PER_STATEMENT = 500  # well below SQLite's limit on bound parameters
+
 # --- machine -----------------------------------------------------------------
 
 
@@ -275,30 +277,44 @@ def insert_windows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class OpenWindowLatencies:
-    """What closing an open window needs, without the rest of its row."""
+class OpenWindowCounts:
+    """What closing an open window needs besides its latencies."""
 
     id: int
     component: str
+    instance: str
     start: datetime
     count: int
     errors: int
-    samples: list[float]
-    sketch: dict[str, Any]
 
 
-def open_window_latencies(session: Session) -> list[OpenWindowLatencies]:
-    """Every open window's counts and latencies."""
+def open_window_counts(session: Session) -> list[OpenWindowCounts]:
+    """Every open window's key and counts, without its latencies (the large columns)."""
     stmt = select_columns(
         col(WindowRow.id),
         col(WindowRow.component),
+        col(WindowRow.instance),
         col(WindowRow.start),
         col(WindowRow.count),
         col(WindowRow.errors),
-        col(WindowRow.samples),
-        col(WindowRow.sketch),
     ).where(col(WindowRow.closed).is_(False))
-    return [OpenWindowLatencies(*row) for row in session.connection().execute(stmt)]
+    rows = session.connection().execute(stmt)
+    return [OpenWindowCounts(*row) for row in rows]  # type: ignore[arg-type]  # stored: an id
+
+
+def window_latencies(
+    session: Session, ids: Sequence[int]
+) -> dict[int, tuple[list[float], dict[str, Any]]]:
+    """The samples and sketch of each window among ``ids``, by id."""
+    found: dict[int, tuple[list[float], dict[str, Any]]] = {}
+    for at in range(0, len(ids), _IDS_PER_STATEMENT):
+        stmt = select_columns(
+            col(WindowRow.id), col(WindowRow.samples), col(WindowRow.sketch)
+        ).where(col(WindowRow.id).in_(ids[at : at + _IDS_PER_STATEMENT]))
+        found.update(
+            (i, (samples, sketch)) for i, samples, sketch in session.connection().execute(stmt)
+        )
+    return found
 
 
 def store_closed_windows(session: Session, closed: Sequence[dict[str, Any]]) -> None:

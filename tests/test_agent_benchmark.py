@@ -113,3 +113,11 @@ def test_the_benchmark_writes_its_figures_as_json(tmp_path: Path) -> None:
     assert {"samples", "growth_kib_per_100_ticks", "rss_kib_at"} <= set(rss)
     assert [s["tick"] for s in rss["samples"]] == [0, 20]
     assert all(s["rss_kib"] > 0 for s in rss["samples"])
+
+
+def test_steady_ticks_with_and_without_kept_memory_close_the_same_windows() -> None:
+    result = bench.steady_ticks(3, 200, warmup_lines=500)
+
+    assert result["ticks"] == 3
+    assert result["windows_closed"]["kept"] == result["windows_closed"]["new"] > 0
+    assert result["cpu_median_ms_kept"] > 0 and result["cpu_median_ms_new"] > 0

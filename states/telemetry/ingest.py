@@ -10,7 +10,9 @@ folded into per-window tallies as they are parsed (``line_folding``); plain
 JSON lines take a path that builds no record at all (``json_ingest``), and
 every other line the general one, with the same outcome. Which messages are
 mined into templates is decided in ``window_templates``; how windows are
-merged, inserted and closed in the database, in ``window_rows``.
+merged, inserted and closed in the database, in ``window_rows``. The daemon
+passes its ``IngestMemory`` so that a poll starts from what the last one
+learned, and closing uses the latencies the polls stored.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from states.settings import Settings
 from states.telemetry import window_templates
 from states.telemetry.folding import TimeBounds, WindowFolder
 from states.telemetry.formats import LineParser, make_parser
+from states.telemetry.ingest_memory import IngestMemory, StoredWindow
 from states.telemetry.line_folding import LineFolding
 from states.telemetry.prometheus import metric_sources_due, poll_metric_sources
 from states.telemetry.settings import SourceSettings
@@ -162,13 +165,16 @@ class _FilePoll:
     bounds: TimeBounds
     mining: SourceTemplates | None
     now: datetime
+    memory: IngestMemory
 
     def run(
         self, settings: Settings, db: Database, cursor: FileCursor | None, report: PollReport
     ) -> None:
         telemetry = settings.telemetry
         folder = WindowFolder(telemetry.window_s)
-        folding = LineFolding(self.source.format, self.parser, folder, self.bounds, self.mining)
+        spec = self.source.format
+        shapes = self.memory.shapes(self.source.name, spec, mine_severe=self.mining is not None)
+        folding = LineFolding(spec, self.parser, folder, self.bounds, self.mining, shapes)
         reading = NewLines(
             self.path,
             cursor,
@@ -192,6 +198,7 @@ class _FilePoll:
         if result.too_long:
             rejected["too_long"] += result.too_long
         lines = read + result.too_long
+        written: list[StoredWindow] = []
         late = db.transact(
             functools.partial(
                 store_poll,
@@ -204,8 +211,10 @@ class _FilePoll:
                 window_s=telemetry.window_s,
                 now=self.now,
                 templates=self.mining,
+                written=written,
             )
         )
+        self.memory.latencies.remember(written)
         if late:
             rejected["late"] += late
         report.files_read += 1
@@ -214,8 +223,15 @@ class _FilePoll:
         report.rejected.update(rejected)
 
 
-def poll_sources(settings: Settings, db: Database, now: datetime) -> PollReport:
-    """Read every source once; one bad file is reported and never stops the others."""
+def poll_sources(
+    settings: Settings, db: Database, now: datetime, memory: IngestMemory | None = None
+) -> PollReport:
+    """Read every source once; one bad file is reported and never stops the others.
+
+    ``memory``: what earlier polls of this process learned (the daemon's);
+    None starts from nothing, as a first poll does.
+    """
+    memory = IngestMemory() if memory is None else memory
     report = PollReport()
     cursors = db.query(repo.cursors)
     bounds = TimeBounds(
@@ -235,7 +251,7 @@ def poll_sources(settings: Settings, db: Database, now: datetime) -> PollReport:
                 continue
             if mining is None and window_templates.mines_any(source.format.kind):
                 mining = _restored_templates(db, source)
-            poll = _FilePoll(source, parser, path, key, bounds, mining, now)
+            poll = _FilePoll(source, parser, path, key, bounds, mining, now, memory)
             with collection_paused():
                 poll.run(settings, db, cursor, report)
     _poll_metrics(settings, db, now, report)
@@ -260,7 +276,7 @@ def _poll_metrics(settings: Settings, db: Database, now: datetime, report: PollR
 @beat("telemetry.read_sources")
 def read_sources(ctx: BeatContext) -> BeatResult:
     """Read what is new in every source."""
-    report = poll_sources(ctx.settings, ctx.db, ctx.clock.now())
+    report = poll_sources(ctx.settings, ctx.db, ctx.clock.now(), ctx.telemetry)
     return BeatResult(output=report.as_dict())
 
 
@@ -268,7 +284,8 @@ def read_sources(ctx: BeatContext) -> BeatResult:
 def close_windows(ctx: BeatContext) -> BeatResult:
     """Close windows that can no longer receive records."""
     now = ctx.clock.now()
-    closed = ctx.db.transact(lambda s: close_due_windows(s, ctx.settings, now))
+    latencies = ctx.telemetry.latencies
+    closed = ctx.db.transact(lambda s: close_due_windows(s, ctx.settings, now, latencies))
     return BeatResult(output={"closed": closed})
 
 

@@ -23,6 +23,13 @@ decoded again. Blank lines are dropped (the general path skips them). A
 block with more than ``MAX_REFUSED`` refused lines ends block decoding for
 the rest of the poll: a source whose lines the shape does not fit is
 folded the existing way, correctly, at its speed.
+
+Shapes are kept from poll to poll (``KeptShapes``, one per source, held by
+the daemon): learning a poll's category values rebuilt the decoder 10-15
+times a poll, every poll again. What a shape knows (keys, literals, vetted
+categories) only decides which lines the decoder takes, never what a line
+folds to, so a kept shape folds as a new one would; what it grouped is
+dropped when a poll begins, in case the last one did not finish.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ from states.telemetry.json_structs import BlockShape, Row, rows_of, shape_of
 CHUNK_LINES: Final = 512  # decoded at once: a refused line costs at most its chunk again
 MAX_REFUSED: Final = 16  # refused lines in one block before the poll stops decoding blocks
 SHAPE_PROBES: Final = 4  # lines tried for a chunk's shape before the previous one is kept
+MAX_SHAPES: Final = 64  # line shapes a source keeps between polls; one more: start afresh
+MAX_PARTS: Final = 4096  # vetted categories a kept shape carries into a poll; more: vet afresh
 _SAFE_FLOAT_INT: Final = float(2**53)  # integers up to here convert to floats exactly
 _MARGIN: Final = 1 - 2**-30  # below the duration limit by far more than any rounding
 
@@ -56,6 +65,36 @@ _AT_LINE = re.compile(r" - at `\$\[(\d+)\]")
 _AT_BYTE = re.compile(r"\(byte (\d+)\)$")
 
 
+class KeptShapes:
+    """One source's block shapes by their first line's keys, kept from poll to poll."""
+
+    def __init__(self) -> None:
+        self.shapes: dict[tuple[str, ...], BlockShape | None] = {}
+        self.last: BlockShape | None = None  # for a chunk whose first lines are no objects
+
+    def begin_poll(self) -> list[BlockShape]:
+        """The shapes a new poll starts with, nothing grouped in them. A shape that may learn
+        no more keys, or reads a target past its literals as any text, is dropped (a new
+        poll builds it afresh from its lines), and so is a shape's vetting past
+        ``MAX_PARTS`` categories."""
+        for signature, shape in list(self.shapes.items()):
+            if shape is not None and (not shape.learnable or None in shape.literals.values()):
+                del self.shapes[signature]
+        kept = [shape for shape in self.shapes.values() if shape is not None]
+        if not any(shape is self.last for shape in kept):
+            self.last = None
+        for shape in kept:
+            shape.columns.by_window.clear()
+            if len(shape.columns.parts) > MAX_PARTS:
+                shape.columns.parts.clear()
+        return kept
+
+    def forget(self) -> None:
+        """Start afresh at the next poll (this one's shapes still fold what they grouped)."""
+        self.shapes.clear()
+        self.last = None
+
+
 class JsonBlocks:
     """One poll's blocks of one JSON source, decoded whole and folded by columns."""
 
@@ -65,11 +104,13 @@ class JsonBlocks:
         columns: JsonColumns,
         max_bytes: int,
         max_duration: float,
+        kept: KeptShapes | None = None,
     ) -> None:
         self._names, self._columns, self._max_bytes = names, columns, max_bytes
         self._max_duration = min(max_duration * _MARGIN, _SAFE_FLOAT_INT)
-        self._shapes: dict[tuple[str, ...], BlockShape | None] = {}
-        self._last: BlockShape | None = None
+        self._kept = KeptShapes() if kept is None else kept
+        for shape in self._kept.begin_poll():
+            columns.track(shape.columns)
         self._refused = 0
         self.enabled = True
 
@@ -85,6 +126,7 @@ class JsonBlocks:
             self._chunk(lines[start : start + CHUNK_LINES], rejected, general, fallback)
         if self._refused > MAX_REFUSED:
             self.enabled = False
+            self._kept.forget()
 
     def _chunk(
         self, lines: Lines, rejected: Counter[str], general: GeneralPath, fallback: Fallback
@@ -110,14 +152,20 @@ class JsonBlocks:
             except orjson.JSONDecodeError:
                 continue
             if type(first) is dict:
-                signature = tuple(first)
-                if signature not in self._shapes:
-                    self._shapes[signature] = shape = shape_of(first, self._names)
-                    if shape is not None:
-                        self._columns.track(shape.columns)
-                self._last = self._shapes[signature] or self._last
-                return self._shapes[signature]
-        return self._last
+                return self._shape_of(first)
+        return self._kept.last
+
+    def _shape_of(self, first: dict[str, object]) -> BlockShape | None:
+        kept, signature = self._kept, tuple(first)
+        shape = kept.shapes.get(signature, ...)
+        if shape is ...:
+            if len(kept.shapes) >= MAX_SHAPES:
+                kept.forget()
+            kept.shapes[signature] = shape = shape_of(first, self._names)
+            if shape is not None:
+                self._columns.track(shape.columns)
+        kept.last = shape or kept.last
+        return shape
 
     def _run(
         self,

@@ -31,7 +31,7 @@ import orjson
 from states.telemetry.fields import _LONGEST_DURATION_MS as LONGEST_DURATION_MS
 from states.telemetry.fields import FieldError
 from states.telemetry.folding import Tally, TimeBounds, WindowFolder
-from states.telemetry.json_blocks import JsonBlocks
+from states.telemetry.json_blocks import JsonBlocks, KeptShapes
 from states.telemetry.json_columns import BATCH_LINES, JsonColumns
 from states.telemetry.json_lines import JsonLinesParser
 from states.telemetry.mapping import LEVEL_SPELLINGS, RecordBuilder, single_names
@@ -76,10 +76,12 @@ class JsonFastPath:
         general: GeneralPath,
         *,
         mine_severe: bool,
+        kept: KeptShapes | None = None,
     ) -> JsonPoll:
         """Fold one poll's lines into ``folder``; ``mine_severe`` sends warning and error
-        records to the general path (to mine their messages)."""
-        return JsonPoll(self, folder, bounds, rejected, general, mine_severe=mine_severe)
+        records to the general path (to mine their messages); ``kept``: the source's block
+        shapes from its earlier polls (None: new ones)."""
+        return JsonPoll(self, folder, bounds, rejected, general, mine_severe=mine_severe, kept=kept)
 
     @property
     def builder(self) -> RecordBuilder:
@@ -249,6 +251,7 @@ class JsonPoll:
         general: GeneralPath,
         *,
         mine_severe: bool,
+        kept: KeptShapes | None = None,
     ) -> None:
         self._fast, self._folder, self._rejected, self._general = fast, folder, rejected, general
         self._mine_severe = mine_severe
@@ -262,6 +265,7 @@ class JsonPoll:
             self._columns,
             fast.max_bytes,
             LONGEST_DURATION_MS / rules.duration_unit_ms,
+            kept,
         )
 
     def feed(self, lines: Sequence[bytes]) -> None:

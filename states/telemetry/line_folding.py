@@ -28,6 +28,7 @@ from datetime import datetime
 from states.telemetry.fields import Rejection
 from states.telemetry.folding import TimeBounds, WindowFolder
 from states.telemetry.formats import FormatSpec, LineParser, MultilineParser
+from states.telemetry.json_blocks import KeptShapes
 from states.telemetry.json_ingest import JsonFastPath, JsonPoll
 from states.telemetry.records import Record
 from states.telemetry.syslog import SyslogParser
@@ -39,7 +40,11 @@ SINGLE_LINE_KINDS = frozenset({"json", "conductor"})
 
 
 class LineFolding:
-    """One poll of one file: lines fed block by block, then ``finish``; rejections counted."""
+    """One poll of one file: lines fed block by block, then ``finish``; rejections counted.
+
+    ``shapes``: a JSON source's block shapes from its earlier polls, which this
+    poll uses and adds to (None: the poll learns its own).
+    """
 
     def __init__(
         self,
@@ -48,6 +53,7 @@ class LineFolding:
         folder: WindowFolder,
         bounds: TimeBounds,
         mining: SourceTemplates | None,
+        shapes: KeptShapes | None = None,
     ) -> None:
         self.rejected: Counter[str] = Counter()
         self._parser, self._folder, self._bounds, self._mining = parser, folder, bounds, mining
@@ -56,7 +62,12 @@ class LineFolding:
         self._json: JsonPoll | None = None
         if fast is not None:
             self._json = fast.start(
-                folder, bounds, self.rejected, self._general, mine_severe=mining is not None
+                folder,
+                bounds,
+                self.rejected,
+                self._general,
+                mine_severe=mining is not None,
+                kept=shapes,
             )
         self._syslog: SyslogPoll | None = None
         if isinstance(parser, SyslogParser) and self._joined is not None:

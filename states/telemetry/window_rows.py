@@ -6,7 +6,10 @@ window's statistics and writes them in one batched update. New windows of a
 poll are inserted in one batch too, since a large poll creates hundreds.
 Latencies are merged through ``sketches.merge_latencies`` (exact samples up to
 1,024, a sketch after), template counts through ``window_templates`` and
-per-operation figures through ``operations``.
+per-operation figures through ``operations``. A poll hands back the
+latencies it stored, and closing takes a window's from there rather than
+reading them back while they are still what is stored
+(``ingest_memory.StoredLatencies``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any, Protocol
 
 from states.settings import Settings
 from states.telemetry import operations, window_templates
-from states.telemetry.sketches import merge_latencies, window_quantiles
+from states.telemetry.ingest_memory import Quantiles, StoredLatencies, StoredWindow, quantiles_of
+from states.telemetry.sketches import merge_latencies
 from states.telemetry.tailing import FileCursor
 from states.telemetry.window_templates import SourceTemplates
 from states.telemetry.windows import PartialWindow, closes_at, health_score
@@ -116,15 +120,20 @@ def store_poll(
     window_s: float,
     now: datetime,
     templates: SourceTemplates | None = None,
+    written: list[StoredWindow] | None = None,
 ) -> int:
     """Merge one file's poll into the windows and advance its cursor, atomically.
 
     ``templates`` is the source's miner after this poll, stored in the same
     transaction so that it has learned exactly the lines the cursor passed.
+    ``written`` is given the latencies of every open window as written (for
+    the caller to remember once the transaction has committed).
     Returns how many records arrived for windows already closed ("late"),
     which are counted on the cursor with ``rejected``.
     """
-    late = _store_windows(session, partials, window_s)
+    if written is not None:
+        written.clear()  # a retried transaction starts over
+    late = _store_windows(session, partials, window_s, written)
     stored = session.get(CursorRow, key) or CursorRow(
         key=key, source=source, path=cursor.path, updated_at=now
     )
@@ -149,24 +158,31 @@ def store_poll(
 
 
 def _store_windows(
-    session: Session, partials: dict[tuple[str, str, datetime], PartialWindow], window_s: float
+    session: Session,
+    partials: dict[tuple[str, str, datetime], PartialWindow],
+    window_s: float,
+    written: list[StoredWindow] | None,
 ) -> int:
     """Merge partial windows into stored ones, insert the new ones in one batch; returns late."""
     existing = repo.windows_for_keys(session, list(partials))
     width = timedelta(seconds=window_s)
     created: list[NewWindow] = []
     late = 0
-    for (component, instance, start), part in partials.items():
-        row = existing.get((component, instance, start))
+    for key, part in partials.items():
+        component, instance, start = key
+        row: _Window | None = existing.get(key)
         if row is None:
-            new = NewWindow(component, instance, start, start + width)
+            row = new = NewWindow(component, instance, start, start + width)
             _merge(new, part)
             created.append(new)
-        elif row.closed:
+        elif existing[key].closed:
             late += part.count if instance == "" else 0
+            continue
         else:
             _merge(row, part)
             session.add(row)
+        if written is not None:
+            written.append(StoredWindow(key, row.count, row.errors, row.samples, row.sketch))
     repo.insert_windows(session, [vars(new) for new in created])
     return late
 
@@ -180,9 +196,15 @@ def window_statistics(
     settings: Settings,
 ) -> dict[str, float | None]:
     """A finished window's error rate, latency quantiles and health."""
+    return _statistics(component, count, errors, quantiles_of(samples, sketch), settings)
+
+
+def _statistics(
+    component: str, count: int, errors: int, quantiles: Quantiles, settings: Settings
+) -> dict[str, float | None]:
     slo = settings.component(component).slo_p95_ms
     error_rate = errors / count if count else 0.0
-    p50, p95, p99 = window_quantiles(samples, sketch, (0.5, 0.95, 0.99))
+    p50, p95, p99 = quantiles
     health = health_score(error_rate, p95, slo) if count else None
     return {"error_rate": error_rate, "p50": p50, "p95": p95, "p99": p99, "health": health}
 
@@ -203,20 +225,42 @@ def close_window(row: WindowRow, settings: Settings) -> None:
     row.closed = True
 
 
-def close_due_windows(session: Session, settings: Settings, now: datetime) -> int:
-    """Close every open window whose lateness allowance has passed, in one batched update."""
+def close_due_windows(
+    session: Session, settings: Settings, now: datetime, latencies: StoredLatencies | None = None
+) -> int:
+    """Close every open window whose lateness allowance has passed, in one batched update;
+    a window's latencies come from ``latencies`` while they are what is stored."""
     window_s, lateness_s = settings.telemetry.window_s, settings.telemetry.lateness_s
     with collection_paused():
-        closed = [
-            {"window_id": w.id, **window_statistics(*_latencies(w), settings)}
-            for w in repo.open_window_latencies(session)
+        due = [
+            w
+            for w in repo.open_window_counts(session)
             if closes_at(w.start, window_s, lateness_s) <= now
+        ]
+        quantiles = _remembered(due, latencies)
+        unknown = [w.id for w in due if w.id not in quantiles]
+        for window_id, (samples, sketch) in repo.window_latencies(session, unknown).items():
+            quantiles[window_id] = quantiles_of(samples, sketch)
+        closed = [
+            {
+                "window_id": w.id,
+                **_statistics(w.component, w.count, w.errors, quantiles[w.id], settings),
+            }
+            for w in due
         ]
         repo.store_closed_windows(session, closed)
     return len(closed)
 
 
-def _latencies(
-    window: repo.OpenWindowLatencies,
-) -> tuple[str, int, int, list[float], dict[str, Any]]:
-    return window.component, window.count, window.errors, window.samples, window.sketch
+def _remembered(
+    due: list[repo.OpenWindowCounts], latencies: StoredLatencies | None
+) -> dict[int, Quantiles]:
+    """The quantiles of the due windows whose latencies are remembered as stored, by id."""
+    if latencies is None or not len(latencies):
+        return {}
+    found: dict[int, Quantiles] = {}
+    for w in due:
+        known = latencies.take((w.component, w.instance, w.start), w.count, w.errors)
+        if known is not None:
+            found[w.id] = known
+    return found
