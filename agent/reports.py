@@ -15,6 +15,7 @@ from states.detect.budget import describe, stored_report
 from states.progression import DONE
 from states.settings import Settings
 from storage import repository as repo
+from storage import window_store
 from storage.db import Database
 from storage.repository import Session
 from storage.tables import CycleRow
@@ -68,7 +69,7 @@ def status(db: Database, settings: Settings, now: datetime) -> dict[str, Any]:
                     "error_rate": round(w.error_rate, 4),
                     "p95_ms": w.p95,
                 }
-                for name, w in sorted(repo.latest_windows(session).items())
+                for name, w in sorted(window_store.latest_windows(session).items())
             },
             "anomalies": [
                 {
@@ -87,7 +88,7 @@ def status(db: Database, settings: Settings, now: datetime) -> dict[str, Any]:
                     "offset": c.offset,
                     "updated_at": _iso(c.updated_at),
                 }
-                for c in repo.cursors(session).values()
+                for c in window_store.cursors(session).values()
             },
             "queued_commands": [
                 {"id": c.id, "verb": c.verb} for c in repo.queued_commands(session)

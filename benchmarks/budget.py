@@ -18,7 +18,7 @@ window, medians over the repetitions, measured in the same run; the budget
 computation alone (one report at the newest window) is timed too, and the
 two reports are compared for equality.
 
-Finding the windows to judge (``repo.unevaluated_windows``, once a tick) is
+Finding the windows to judge (``window_store.unevaluated_windows``, once a tick) is
 timed alone and the one-window tick again, each with the partial index on
 unjudged windows dropped inside the rolled-back transaction: that is the
 work list before it had an index.
@@ -52,7 +52,7 @@ from states.detect.budget import policy_for, stored_report
 from states.detect.burn_rate import Bucket, BurnRateReport
 from states.detect.judgement import Finding, burn_finding
 from states.settings import Settings
-from storage import repository as repo
+from storage import window_store
 from storage.db import Database, open_database
 from storage.repository import Session
 from storage.tables import WindowRow
@@ -86,7 +86,9 @@ def make_settings() -> Settings:
 def legacy_report(session: Session, settings: Settings, window: WindowRow) -> BurnRateReport:
     """Every window of the period loaded whole, one bucket each (the judged one appended again)."""
     since = window.end - timedelta(seconds=settings.detect.budget_reach_s())
-    recent = repo.component_windows(session, window.component, since=since, until=window.end)
+    recent = window_store.component_windows(
+        session, window.component, since=since, until=window.end
+    )
     policy = policy_for(settings, window.component)
     assert policy is not None
     buckets = [
@@ -139,7 +141,7 @@ def build(path: Path, days: int, new_windows: int) -> Database:
             window_row(first + i * WINDOW, rng, judged=i < days * 1440)
             for i in range(offset, min(offset + BATCH, total))
         ]
-        db.transact(partial(repo.insert_windows, rows=rows))
+        db.transact(partial(window_store.insert_windows, rows=rows))
     return db
 
 
@@ -192,7 +194,7 @@ def work_list(db: Database, repeats: int) -> dict[str, Any]:
     """CPU of finding the windows to judge (once a tick), without and with its index."""
 
     def find(indexed: bool) -> list[float]:
-        runs = rolled_back_runs(db, repeats, repo.unevaluated_windows, indexed=indexed)
+        runs = rolled_back_runs(db, repeats, window_store.unevaluated_windows, indexed=indexed)
         assert all(len(found) == 1 for _, found in runs), [len(found) for _, found in runs]
         return [cpu for cpu, _ in runs]
 
@@ -208,7 +210,7 @@ def budget_alone(db: Database, settings: Settings, repeats: int) -> dict[str, An
     """One report at the newest window, each way, in fresh read sessions; and are they equal?"""
 
     def newest(session: Session) -> WindowRow:
-        return repo.component_windows(session, COMPONENT, limit=1)[0]
+        return window_store.component_windows(session, COMPONENT, limit=1)[0]
 
     def before() -> BurnRateReport:
         return db.query(lambda s: legacy_report(s, settings, newest(s)))
@@ -219,7 +221,7 @@ def budget_alone(db: Database, settings: Settings, repeats: int) -> dict[str, An
     def reference(session: Session) -> BurnRateReport:
         window = newest(session)
         since = window.end - timedelta(seconds=settings.detect.budget_reach_s())
-        loaded = repo.component_windows(session, COMPONENT, since=since, until=window.end)
+        loaded = window_store.component_windows(session, COMPONENT, since=since, until=window.end)
         policy = policy_for(settings, COMPONENT)
         assert policy is not None
         buckets = [

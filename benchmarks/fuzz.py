@@ -52,7 +52,7 @@ from states.telemetry.formats import FormatKind, FormatSpec, LineParser, make_pa
 from states.telemetry.ingest import poll_sources
 from states.telemetry.records import Record
 from states.validate.sandbox import BenchmarkOutputError, parse_benchmark
-from storage import repository as repo
+from storage import window_store
 from storage.artifacts import write_atomically
 from storage.db import open_database
 from tests.support.log_samples import FORMAT_KINDS, GOOD_LINES, REGEX_PATTERN
@@ -260,7 +260,9 @@ def ingest_target() -> Target:
                 settings = _source_settings(folder)
                 first = poll_sources(settings, db, NOW)
                 again = poll_sources(settings, db, NOW)
-                counted = sum(w.count for w in db.query(repo.open_windows) if w.instance == "")
+                counted = sum(
+                    w.count for w in db.query(window_store.open_windows) if w.instance == ""
+                )
             finally:
                 db.dispose()
         complete = data.split(b"\n")[:-1]

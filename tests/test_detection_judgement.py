@@ -17,6 +17,7 @@ from states.detect.judgement import Finding, Objectives, WindowStats, judge, sev
 from states.detect.settings import ComponentSettings, DetectSettings
 from states.settings import Settings
 from storage import repository as repo
+from storage import window_store
 from storage.db import Database, open_database
 from storage.tables import AnomalyRow, CycleRow, WindowRow
 
@@ -336,7 +337,7 @@ def test_windows_with_too_few_requests_are_not_judged(feed: Feed) -> None:
 
     assert result == {"judged": 0, "anomalous": 0, "attributed_to_last_cycle": 0}
     assert all_anomalies(feed.db) == []
-    stored = feed.db.query(lambda s: repo.component_windows(s, "api"))
+    stored = feed.db.query(lambda s: window_store.component_windows(s, "api"))
     assert [w.evaluated for w in stored] == [True]
 
 

@@ -32,7 +32,7 @@ from states.facts import incident_candidate
 from states.settings import Settings
 from states.telemetry.ingest import apply_retention
 from states.telemetry.window_rows import close_due_windows
-from storage import budget_hours
+from storage import budget_hours, window_store
 from storage import repository as repo
 from storage.budget_hours import BudgetHourRow
 from storage.db import Database, open_database
@@ -105,7 +105,7 @@ def store(db: Database, rows: list[dict[str, Any]]) -> None:
 
 
 def stored_windows(db: Database) -> list[WindowRow]:
-    return db.query(lambda s: repo.component_windows(s, "api"))
+    return db.query(lambda s: window_store.component_windows(s, "api"))
 
 
 def reference_report(settings: Settings, windows: list[WindowRow], now: datetime) -> BurnRateReport:
@@ -247,7 +247,7 @@ def test_a_closed_window_amended_moves_its_counts(db: Database) -> None:
     store(db, [window(T0 + timedelta(minutes=59), 60.0, 30, 3)])
 
     def amend(session: repo.Session) -> None:
-        [row] = repo.component_windows(session, "api")
+        [row] = window_store.component_windows(session, "api")
         row.count, row.errors, row.end = 40, 10, T0 + 2 * HOUR
         session.add(row)
 
@@ -260,7 +260,7 @@ def test_merging_gauges_into_a_closed_window_changes_no_totals(db: Database) -> 
     store(db, [window(T0, 60.0, 30, 3)])
 
     def merge(session: repo.Session) -> None:
-        [row] = repo.component_windows(session, "api")
+        [row] = window_store.component_windows(session, "api")
         row.gauges = {"rss": 1.0}
         row.evaluated = True
         session.add(row)

@@ -56,7 +56,7 @@ from states.validate.sandbox import (
     run_command,
     scrubbed_env,
 )
-from storage import repository as repo
+from storage import window_store
 from storage.db import open_database
 
 NOW = datetime(2026, 11, 24, 7, 31, tzinfo=UTC)
@@ -205,7 +205,7 @@ def test_hostile_versions_and_frames_from_a_log_never_reach_git_as_options(
     settings_ = _poll_hostile_log(tmp_path, hostile)
     db = open_database(tmp_path / "selfheal.db")
     report = poll_sources(settings_, db, NOW)
-    windows = db.query(repo.open_windows)
+    windows = db.query(window_store.open_windows)
     db.dispose()
     assert report.records == len(hostile), report.as_dict()
     versions = {v for w in windows for v in w.versions}

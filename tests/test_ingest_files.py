@@ -24,7 +24,7 @@ from states.telemetry.ingest import (
     note_sources_without_files,
     poll_sources,
 )
-from storage import repository as repo
+from storage import window_store
 from storage.db import Database, open_database
 from storage.tables import CursorRow
 from tests.operator_support import append, log_line, ok_json, run_cli, write_config
@@ -70,16 +70,20 @@ class Feed:
         return report
 
     def cursor(self) -> CursorRow:
-        return self.db.query(repo.cursors)[f"app:{self.log}"]
+        return self.db.query(window_store.cursors)[f"app:{self.log}"]
 
     def counted(self) -> int:
         """Requests counted into the component's all-instance windows."""
-        windows = self.db.query(lambda s: repo.component_windows(s, "catalog", closed_only=False))
+        windows = self.db.query(
+            lambda s: window_store.component_windows(s, "catalog", closed_only=False)
+        )
         return sum(w.count for w in windows)
 
     def samples(self) -> list[str]:
         """Every latency sample in the open windows: tests tag lines by their duration."""
-        windows = self.db.query(lambda s: repo.component_windows(s, "catalog", closed_only=False))
+        windows = self.db.query(
+            lambda s: window_store.component_windows(s, "catalog", closed_only=False)
+        )
         return sorted(f"{x:g}" for w in windows for x in w.samples)
 
     def restart(self) -> None:
@@ -335,5 +339,5 @@ class TestNoFileMatches:
         for _ in range(2):
             report = poll_sources(missing, feed.db, NOW)
             assert report.errors == {"gone": f"no file matches {feed.log.parent / 'gone-*.log'}"}
-        row = feed.db.query(repo.cursors)[f"gone:{feed.log.parent / 'gone-*.log'}"]
+        row = feed.db.query(window_store.cursors)[f"gone:{feed.log.parent / 'gone-*.log'}"]
         assert (row.source, row.rejected, row.offset) == ("gone", {"no_file": 3}, 0)

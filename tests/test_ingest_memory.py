@@ -31,6 +31,7 @@ from states.telemetry.json_blocks import KeptShapes
 from states.telemetry.json_structs import BlockShape
 from states.telemetry.sketches import sketch_of, window_quantiles
 from storage import repository as repo
+from storage import window_store
 from storage.budget_hours import BudgetHourRow
 from storage.db import Database, open_database
 from storage.tables import CursorRow, WindowRow
@@ -140,7 +141,7 @@ def close(at: datetime) -> Step:
 def latencies_read_back() -> Iterator[list[int]]:
     """How many windows' latencies closing read from the database, per close."""
     counted: list[int] = []
-    real = repo.window_latencies
+    real = window_store.window_latencies
 
     def counting(session: Any, ids: Any) -> Any:
         counted.append(len(ids))
@@ -211,7 +212,7 @@ def test_a_window_changed_by_a_poll_without_the_memory_is_read_back(
 def test_a_poll_whose_transaction_fails_leaves_nothing_remembered(tmp_path: Path) -> None:
     def failing_poll(lines: list[bytes]) -> Step:
         def step(log: Path, db: Database, memory: IngestMemory | None) -> None:
-            real = repo.insert_windows
+            real = window_store.insert_windows
 
             def insert_then_fail(session: Any, rows: Any) -> None:
                 real(session, rows)

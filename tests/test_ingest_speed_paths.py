@@ -27,7 +27,7 @@ from states.telemetry import ingest, tailing
 from states.telemetry.formats import FormatSpec, make_parser
 from states.telemetry.json_ingest import JsonFastPath
 from states.telemetry.records import Record
-from storage import repository as repo
+from storage import window_store
 from storage.db import open_database
 from storage.tables import CursorRow
 from tests.support.json_paths import (
@@ -320,7 +320,7 @@ def test_a_poll_of_a_10_gib_file_that_grew_by_1_mib_reads_about_1_mib(
     assert result.bytes_read == complete
     assert report.lines == report.records == 4900
     assert read < 2**20 + 256 * 1024  # the new MiB, plus the database's pages
-    stored = db.query(repo.cursors)[f"app:{log}"]
+    stored = db.query(window_store.cursors)[f"app:{log}"]
     assert stored.offset == 10 * 2**30 + complete
     db.dispose()
 

@@ -23,7 +23,7 @@ from states.detect.policies import GaugeWatch, LogDetection
 from states.settings import Settings
 from states.telemetry.ingest import close_due_windows, poll_sources
 from states.telemetry.metric_windows import MetricWindow
-from storage import repository as repo
+from storage import window_store
 from storage.db import Database, open_database
 from storage.tables import WindowRow
 from tests.operator_support import append, log_line
@@ -235,7 +235,7 @@ def lines(start: datetime, seconds: Iterable[int]) -> str:
 
 def windows(db: Database, instance: str | None = "") -> list[WindowRow]:
     return db.query(
-        lambda s: repo.component_windows(s, "catalog", instance=instance, closed_only=False)
+        lambda s: window_store.component_windows(s, "catalog", instance=instance, closed_only=False)
     )
 
 
@@ -284,7 +284,7 @@ def test_gauges_join_the_window_a_log_source_wrote_for_the_same_component(
     assert closed >= 1 and window.closed
     assert (window.count, window.gauges["rss_bytes"]) == (27, 200.0 * MB)
     assert report.rejected.get("late", 0) == 0
-    assert db.query(repo.cursors)[f"proc:{endpoint.url}/metrics"].rejected == {}
+    assert db.query(window_store.cursors)[f"proc:{endpoint.url}/metrics"].rejected == {}
     db.dispose()
 
 
@@ -306,7 +306,7 @@ def test_a_scrape_source_that_maps_requests_still_counts_a_window_another_source
     [window] = windows(db)
     assert (window.count, window.gauges["rss_bytes"]) == (1, 5.0), "the log's requests stay"
     assert report.errors == {}
-    cursor = db.query(repo.cursors)[f"proc:{endpoint.url}/metrics"]
+    cursor = db.query(window_store.cursors)[f"proc:{endpoint.url}/metrics"]
     assert cursor.rejected == {"window_exists": 1}
     db.dispose()
 
@@ -338,7 +338,7 @@ def test_a_data_directory_from_before_gauges_gains_the_column_when_opened(tmp_pa
 
     db = open_database(path)
 
-    [window] = db.query(lambda s: repo.component_windows(s, "catalog"))
+    [window] = db.query(lambda s: window_store.component_windows(s, "catalog"))
     assert (window.count, window.gauges, window.operations) == (3, {}, {})
     db.dispose()
 

@@ -24,6 +24,7 @@ from agent import engine
 from agent.settings import load_settings
 from states.settings import Settings
 from storage import repository as repo
+from storage import window_store
 from storage.tables import AnomalyRow
 from tests.operator_support import append, log_line
 from tests.support.http_endpoint import Endpoint, serving_page
@@ -224,7 +225,7 @@ def test_a_flat_noisy_rss_opens_no_anomaly(tmp_path: Path, endpoint: Endpoint) -
     settings, _ = run(tmp_path, endpoint, flat_rss, minutes=100)
 
     db = engine.open_readonly(settings)
-    windows = db.query(lambda s: repo.component_windows(s, "catalog"))
+    windows = db.query(lambda s: window_store.component_windows(s, "catalog"))
     assert len(windows) >= 95 and all("rss_bytes" in w.gauges for w in windows[1:])
     assert all(w.evaluated for w in windows)
     anomalies = db.query(lambda s: list(s.exec(select(AnomalyRow))))

@@ -26,6 +26,7 @@ from states.detect.policies import LogDetection
 from states.settings import Settings
 from states.telemetry.ingest import close_due_windows, poll_sources
 from storage import repository as repo
+from storage import window_store
 from storage.db import open_database
 from storage.tables import AnomalyRow
 from tests.operator_support import append, log_line
@@ -189,7 +190,7 @@ def feed(tmp_path: Path) -> Iterator[Feed]:
 def test_steady_traffic_with_its_usual_warnings_opens_nothing(feed: Feed) -> None:
     feed.steady(60)
 
-    windows = feed.db.query(lambda s: repo.component_windows(s, "catalog"))
+    windows = feed.db.query(lambda s: window_store.component_windows(s, "catalog"))
     assert len(windows) >= 59 and sum(bool(w.templates) for w in windows) > 30
     assert feed.anomalies() == []
 

@@ -31,6 +31,7 @@ from states.telemetry.prometheus_api import HttpResponse, SourceError, parse_que
 from states.telemetry.prometheus_text import parse_exposition, parse_selector
 from states.telemetry.window_rows import close_due_windows
 from storage import repository as repo
+from storage import window_store
 from storage.db import Database, open_database
 from storage.tables import WindowRow
 from tests.support.http_endpoint import Endpoint, serving_page
@@ -173,7 +174,7 @@ def windows(db: Database, instance: str | None = "") -> list[WindowRow]:
     def load(session: repo.Session) -> list[WindowRow]:
         rows = []
         for component in ("checkout", "scraped", "cart"):
-            rows += repo.component_windows(session, component, instance=instance)
+            rows += window_store.component_windows(session, component, instance=instance)
         return rows
 
     return db.query(load)
@@ -353,7 +354,7 @@ def test_two_scrapes_make_a_window_and_the_cursor_survives_a_restart(
         assert window.p99 == pytest.approx(P99_MS)
         assert window.closed and window.health == 95.0
     assert sorted(w.instance for w in windows(db, instance=None)) == ["", "a"]
-    cursor = db.query(repo.cursors)["app:" + endpoint.url + "/metrics"]
+    cursor = db.query(window_store.cursors)["app:" + endpoint.url + "/metrics"]
     assert cursor.offset == int((T0 + timedelta(seconds=56)).timestamp())
     assert cursor.rejected == {"bad_value": 2}  # once per scrape
     db.dispose()
@@ -401,7 +402,7 @@ def test_an_unreadable_cursor_starts_afresh_instead_of_failing(
     key = "app:" + endpoint.url + "/metrics"
 
     def spoil(session: repo.Session) -> None:
-        row = repo.cursors(session)[key]
+        row = window_store.cursors(session)[key]
         row.head = '{"version": 1, "series": {"x": "not a number"}, "pending": 7}'
         session.add(row)
 
@@ -410,7 +411,7 @@ def test_an_unreadable_cursor_starts_afresh_instead_of_failing(
 
     assert (report.errors, report.metric_windows) == ({}, 0)  # a new baseline, no bogus delta
     assert (
-        json.loads(db.query(repo.cursors)[key].head)["at"]
+        json.loads(db.query(window_store.cursors)[key].head)["at"]
         == (T0 + timedelta(seconds=56)).timestamp()
     )
     db.dispose()
@@ -451,13 +452,15 @@ def test_slow_missing_and_broken_sources_are_reported_and_a_log_source_still_rea
 
     assert elapsed < 2.5  # the slow source cost its timeout, not its 5 s
     assert report.records == 3
-    assert [w.component for w in db.query(repo.open_windows) if w.instance == ""] == ["cart"]
+    assert [w.component for w in db.query(window_store.open_windows) if w.instance == ""] == [
+        "cart"
+    ]
     assert report.metric_sources_read == 1
     assert set(report.errors) == {"slow", "gone", "missing"}
     assert report.errors["slow"].startswith("timeout:")
     assert report.errors["gone"].startswith("http_error: HTTP 404")
     assert report.errors["missing"].startswith("unreachable:")
-    cursors = db.query(repo.cursors)
+    cursors = db.query(window_store.cursors)
     assert cursors["slow:" + server.url + "/slow/metrics"].rejected == {"timeout": 1}
     assert cursors["healthy:" + server.url + "/metrics"].head  # its scrape is kept
     db.dispose()
@@ -521,7 +524,7 @@ def test_hostile_query_answers_are_reported_per_source_and_never_raise(tmp_path:
     assert (window.count, window.errors, window.p95) == (12, 12, None)
     assert window.error_rate == 1.0  # 12 of 12; the impossible error_rate 12 was refused
     # A failed source's cursor did not move: the next poll asks for the same windows.
-    cursors = db.query(repo.cursors)
+    cursors = db.query(window_store.cursors)
     assert cursors["down:" + server.url + "/down"].head == ""
     assert cursors["down:" + server.url + "/down"].rejected == {"http_error": 1}
     db.dispose()
@@ -654,7 +657,7 @@ def test_queries_against_a_real_prometheus_land_in_windows(
     assert scraped, "the direct scrape wrote no window"
     assert scraped[-1].p95 == pytest.approx(P95_MS, rel=0.02)
     assert scraped[-1].error_rate == pytest.approx(0.05, rel=0.05)
-    keys = set(db.query(repo.cursors))
+    keys = set(db.query(window_store.cursors))
     assert keys == {f"prom:{prometheus}", f"direct:{live_endpoint.url}/metrics"}
     db.dispose()
 

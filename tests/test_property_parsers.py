@@ -31,7 +31,7 @@ from states.telemetry.formats import FormatKind, FormatSpec, MultilineParser, ma
 from states.telemetry.ingest import poll_sources
 from states.telemetry.records import Record
 from states.telemetry.stacktraces import is_continuation
-from storage import repository as repo
+from storage import window_store
 from storage.db import open_database
 from tests.support.log_samples import FORMAT_KINDS, GOOD_JSON, GOOD_LINES, REGEX_PATTERN
 
@@ -515,8 +515,8 @@ def _check_polls_count_every_line(
             with log.open("ab") as handle:
                 handle.write(rest[half:])
             reports += [poll_sources(settings_, db, NOW), poll_sources(settings_, db, NOW)]
-            windows = db.query(repo.open_windows)
-            (cursor,) = db.query(repo.cursors).values()
+            windows = db.query(window_store.open_windows)
+            (cursor,) = db.query(window_store.cursors).values()
         finally:
             db.dispose()
     assert reports[-1].lines == 0 and reports[-1].files_read == 0, "the third poll read again"
@@ -572,7 +572,7 @@ def test_a_file_shorter_than_its_identity_head_is_not_read_again_as_it_grows(
     with log.open("ab") as handle:
         handle.write(SHORT_GOOD_LINE + b"\n")
     second = poll_sources(settings_, db, NOW)
-    (cursor,) = db.query(repo.cursors).values()
+    (cursor,) = db.query(window_store.cursors).values()
     db.dispose()
     assert (first.lines, second.lines, second.records) == (1, 1, 1)
     assert cursor.rejected == {"invalid_utf8": 1}
@@ -585,7 +585,7 @@ def test_a_line_over_the_telemetry_limit_is_counted_as_too_long(tmp_path: Path) 
     )
     db = open_database(tmp_path / "selfheal.db")
     report = poll_sources(_settings(tmp_path, "json"), db, NOW)
-    (cursor,) = db.query(repo.cursors).values()
+    (cursor,) = db.query(window_store.cursors).values()
     db.dispose()
     assert (report.records, dict(report.rejected)) == (2, {"too_long": 1})
     assert cursor.rejected == {"too_long": 1}

@@ -35,7 +35,7 @@ from states.telemetry.sketches import (
     sketch_of,
     window_quantiles,
 )
-from storage import repository as repo
+from storage import window_store
 from storage.db import Database, open_database
 from tests.operator_support import append, log_line
 
@@ -232,11 +232,11 @@ def test_a_busy_window_is_stored_as_a_sketch_and_closes_within_one_percent(
         _write(tmp_path, durations[chunk * 2000 : (chunk + 1) * 2000])
         poll_sources(settings, db, NOW)
 
-    (window,) = db.query(lambda s: repo.component_windows(s, "catalog", closed_only=False))
+    (window,) = db.query(lambda s: window_store.component_windows(s, "catalog", closed_only=False))
     assert window.samples == []
     assert LatencySketch.from_state(window.sketch).count == 6000
     db.transact(lambda s: close_due_windows(s, settings, NOW))
-    (closed,) = db.query(lambda s: repo.component_windows(s, "catalog"))
+    (closed,) = db.query(lambda s: window_store.component_windows(s, "catalog"))
     exact = exact_quantiles(durations, (0.5, 0.95, 0.99))
     for estimate, truth in zip((closed.p50, closed.p95, closed.p99), exact, strict=True):
         assert within_bound(estimate, truth)
@@ -252,7 +252,7 @@ def test_a_quiet_window_keeps_exact_samples_and_exact_quantiles(
     poll_sources(settings, db, NOW)
     db.transact(lambda s: close_due_windows(s, settings, NOW))
 
-    (closed,) = db.query(lambda s: repo.component_windows(s, "catalog"))
+    (closed,) = db.query(lambda s: window_store.component_windows(s, "catalog"))
     assert [closed.p50, closed.p95, closed.p99] == exact_quantiles(durations, (0.5, 0.95, 0.99))
     assert not math.isnan(closed.p99 or 0.0)
 

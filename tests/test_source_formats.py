@@ -9,7 +9,7 @@ import pytest
 
 from agent.settings import ConfigError, load_settings
 from states.telemetry.ingest import poll_sources
-from storage import repository as repo
+from storage import window_store
 from storage.db import open_database
 
 NOW = datetime(2026, 11, 24, 7, 31, tzinfo=UTC)
@@ -56,10 +56,10 @@ def test_a_logfmt_source_joins_a_traceback_onto_its_record(tmp_path: Path) -> No
 
     assert report.records == 2
     assert report.rejected == {"no_component": 1}
-    (window,) = [w for w in db.query(repo.open_windows) if w.instance == ""]
+    (window,) = [w for w in db.query(window_store.open_windows) if w.instance == ""]
     assert (window.component, window.count, window.errors) == ("catalog", 2, 1)
     assert window.frames == [["/srv/app/shop/catalog.py", 42, "lookup"]]
-    cursor = db.query(repo.cursors)["app:" + str(tmp_path / "logs" / "app.log")]
+    cursor = db.query(window_store.cursors)["app:" + str(tmp_path / "logs" / "app.log")]
     assert cursor.rejected == {"no_component": 1}
     db.dispose()
 
@@ -78,7 +78,7 @@ fields = { timestamp = "when", component = "svc.name", duration = "took", status
 
     poll_sources(settings, db, NOW)
 
-    (window,) = [w for w in db.query(repo.open_windows) if w.instance == ""]
+    (window,) = [w for w in db.query(window_store.open_windows) if w.instance == ""]
     assert (window.component, window.count, window.samples) == ("cart", 1, [250.0])
     db.dispose()
 

@@ -25,6 +25,7 @@ from sqlmodel import select as sql_select
 from structlog.testing import capture_logs
 
 from storage import repository as repo
+from storage import window_store
 from storage.db import BUSY_TIMEOUT_MS, SCHEMA_VERSION, Database, StorageError, open_database
 from storage.tables import AgentStateRow, TransitionRow, WindowRow
 from tests.operator_support import PY, REPO, cli_env
@@ -177,7 +178,7 @@ def window_rows(count: int, *, judged: int) -> list[dict[str, object]]:
 
 
 def unevaluated_plan(database: Database) -> tuple[list[WindowRow], str]:
-    """What ``repo.unevaluated_windows`` returns, and SQLite's plan for the SQL it ran."""
+    """What ``window_store.unevaluated_windows`` returns, and SQLite's plan for the SQL it ran."""
     statements: list[tuple[str, Any]] = []
 
     def remember(_conn: object, _cursor: object, statement: str, params: Any, *_: object) -> None:
@@ -186,7 +187,7 @@ def unevaluated_plan(database: Database) -> tuple[list[WindowRow], str]:
     with database.read() as session:
         connection = session.connection()
         event.listen(connection, "before_cursor_execute", remember)
-        found = repo.unevaluated_windows(session)
+        found = window_store.unevaluated_windows(session)
         event.remove(connection, "before_cursor_execute", remember)
         (statement, params), *_ = statements
         plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).fetchall()
@@ -195,7 +196,7 @@ def unevaluated_plan(database: Database) -> tuple[list[WindowRow], str]:
 
 class TestDetectionWorkList:
     def test_unjudged_windows_are_found_through_their_own_index(self, db: Database) -> None:
-        db.transact(lambda s: repo.insert_windows(s, window_rows(300, judged=297)))
+        db.transact(lambda s: window_store.insert_windows(s, window_rows(300, judged=297)))
 
         found, plan = unevaluated_plan(db)
 
@@ -208,7 +209,7 @@ class TestDetectionWorkList:
         rows[2]["closed"] = False
         rows[3]["instance"] = "web-1"
 
-        db.transact(lambda s: repo.insert_windows(s, rows))
+        db.transact(lambda s: window_store.insert_windows(s, rows))
         found, _ = unevaluated_plan(db)
 
         assert [w.start for w in found] == [rows[4]["start"], rows[5]["start"]]
@@ -218,7 +219,7 @@ class TestUpgradeInPlace:
     def test_a_file_from_before_the_index_gains_it_and_keeps_its_windows(
         self, db: Database, db_path: Path
     ) -> None:
-        db.transact(lambda s: repo.insert_windows(s, window_rows(120, judged=100)))
+        db.transact(lambda s: window_store.insert_windows(s, window_rows(120, judged=100)))
         db.dispose()
         conn = sqlite3.connect(db_path)
         with conn:
@@ -229,7 +230,7 @@ class TestUpgradeInPlace:
             reopened = open_database(db_path)
         try:
             found, plan = unevaluated_plan(reopened)
-            stored = reopened.query(lambda s: len(repo.component_windows(s, "api")))
+            stored = reopened.query(lambda s: len(window_store.component_windows(s, "api")))
         finally:
             reopened.dispose()
 

@@ -23,7 +23,7 @@ from states.telemetry import operations
 from states.telemetry.operations import OTHER, TOP_OPERATIONS
 from states.telemetry.records import Record
 from states.telemetry.windows import fold
-from storage import repository as repo
+from storage import window_store
 from storage.migrations import WINDOW_COLUMNS_ADDED
 from storage.tables import WindowRow
 from tests.operator_support import append
@@ -50,7 +50,7 @@ def log_line(ts: datetime, /, **fields: object) -> str:
 
 def all_windows(feed: Feed) -> list[WindowRow]:
     return feed.db.query(
-        lambda s: repo.component_windows(s, "catalog", instance=None, closed_only=False)
+        lambda s: window_store.component_windows(s, "catalog", instance=None, closed_only=False)
     )
 
 

@@ -36,6 +36,7 @@ from states.telemetry.templates import (
 )
 from states.telemetry.window_templates import OTHER, merge_counts, merge_new
 from storage import repository as repo
+from storage import window_store
 from storage.db import Database, open_database
 from storage.migrations import WINDOW_COLUMNS_ADDED
 from storage.tables import WindowRow
@@ -75,10 +76,12 @@ class Feed:
         return report
 
     def windows(self, component: str = "catalog") -> list[WindowRow]:
-        return self.db.query(lambda s: repo.component_windows(s, component, closed_only=False))
+        return self.db.query(
+            lambda s: window_store.component_windows(s, component, closed_only=False)
+        )
 
     def state(self) -> dict[str, Any] | None:
-        return self.db.query(lambda s: repo.template_state(s, "app"))
+        return self.db.query(lambda s: window_store.template_state(s, "app"))
 
     def restart(self) -> None:
         self.db.dispose()
@@ -126,7 +129,7 @@ def test_free_text_messages_are_counted_per_template_in_their_window(syslog: Fee
     assert second.templates == {worker: 1}
     assert second.new_templates == []  # known since the window before
     (instance,) = syslog.db.query(
-        lambda s: repo.component_windows(s, "catalog", instance="web-2", closed_only=False)
+        lambda s: window_store.component_windows(s, "catalog", instance="web-2", closed_only=False)
     )
     assert instance.templates == {worker: 1}
 

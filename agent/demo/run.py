@@ -33,6 +33,7 @@ from agent.settings import load_settings
 from states.deploy.fleet_instances import stop_fleet
 from states.deploy.local_fleet import LocalFleet, LocalFleetSettings
 from storage import repository as repo
+from storage import window_store
 from storage.db import Database, open_database
 
 TARGETS = ("web-1", "web-2", "web-3", "web-4")
@@ -179,7 +180,7 @@ class Progress:
                 state,
                 repo.recent_transitions(session, 8),
                 waves,
-                repo.latest_windows(session).get("catalog"),
+                window_store.latest_windows(session).get("catalog"),
             )
 
         _state, transitions, waves, catalog = db.query(read)
@@ -217,7 +218,7 @@ def _wait(
 
 
 def _closed_windows(db: Database, component: str) -> int:
-    return len(db.query(lambda s: repo.component_windows(s, component)))
+    return len(db.query(lambda s: window_store.component_windows(s, component)))
 
 
 def _start_daemon(config: Path, ws: Path) -> subprocess.Popen[bytes]:

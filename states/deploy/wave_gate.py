@@ -19,8 +19,7 @@ from states.clock import Countdown, boot_of, resume_countdown, start_countdown
 from states.context import BeatContext, PermanentError
 from states.deploy.rollout import GateLimits, GateVerdict, GroupHealth, judge_gate
 from states.telemetry.ingest import close_due_windows, poll_sources
-from storage import repository as repo
-from storage import timers
+from storage import timers, window_store
 from storage.repository import Session
 from storage.tables import CycleRow, WaveRow, WindowRow
 
@@ -121,11 +120,11 @@ def gate_verdict(
     since = wave.applied_at or now
 
     def gather(session: Session) -> tuple[list[WindowRow], list[WindowRow], float | None]:
-        rows = repo.component_windows(session, cycle.component, instance=None, since=since)
+        rows = window_store.component_windows(session, cycle.component, instance=None, since=since)
         per_instance = [r for r in rows if r.instance]
         healthy = [
             w.p95
-            for w in repo.component_windows(
+            for w in window_store.component_windows(
                 session, cycle.component, until=cycle.opened_at, limit=60
             )
             if w.p95 is not None and not w.anomalous

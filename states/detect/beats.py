@@ -32,6 +32,7 @@ from states.facts import in_cooldown, incident_candidate
 from states.registry import beat
 from states.settings import Settings
 from storage import repository as repo
+from storage import window_store
 from storage.repository import Session
 from storage.tables import DetectorStateRow, WindowRow
 
@@ -133,7 +134,7 @@ def _history(
         needed = max(needed, _baseline_reach(settings) + 1)
     if not needed:
         return []
-    return repo.component_windows(session, window.component, until=window.end, limit=needed)
+    return window_store.component_windows(session, window.component, until=window.end, limit=needed)
 
 
 def evaluate(session: Session, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
@@ -146,7 +147,7 @@ def evaluate(session: Session, settings: Settings, now: datetime | None = None) 
     detectors = DetectorStates(session, now or datetime.now(UTC))
     book = signals.TemplateBook(session)
     judged = anomalous = attributed = 0
-    for window in repo.unevaluated_windows(session):
+    for window in window_store.unevaluated_windows(session):
         window.evaluated = True
         session.add(window)
         requests = window.count >= settings.detect.min_samples

@@ -20,7 +20,7 @@ from states.detect.judgement import Finding
 from states.detect.policies import LogDetection
 from states.settings import Settings
 from states.telemetry.window_templates import OTHER, stored_levels, stored_templates
-from storage import repository as repo
+from storage import window_store
 from storage.repository import Session
 from storage.tables import WindowRow
 
@@ -58,7 +58,7 @@ class TemplateBook:
         if not number.isdigit():
             return key, None
         if source not in self._sources:
-            state = repo.template_state(self._session, source)
+            state = window_store.template_state(self._session, source)
             self._sources[source] = (stored_templates(state), stored_levels(state))
         texts, levels = self._sources[source]
         template_id = int(number)

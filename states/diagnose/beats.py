@@ -26,6 +26,7 @@ from states.diagnose.slow_operations import shifted_operations
 from states.git import Commit, resolve
 from states.registry import beat
 from storage import repository as repo
+from storage import window_store
 from storage.repository import Session
 from storage.tables import WindowRow
 
@@ -59,9 +60,11 @@ def record_evidence(ctx: BeatContext) -> BeatResult:
         anomalies = repo.cycle_anomalies(session, cycle_id)
         onset = min(a.onset for a in anomalies)
         since = onset - timedelta(seconds=window_s * CONTEXT_WINDOWS)
-        comps = {w.component for w in repo.latest_windows(session).values()}
+        comps = {w.component for w in window_store.latest_windows(session).values()}
         windows = [
-            w for c in sorted(comps) for w in repo.component_windows(session, c, since=since)
+            w
+            for c in sorted(comps)
+            for w in window_store.component_windows(session, c, since=since)
         ]
         entries = [
             AnomalyEntry(
@@ -84,7 +87,7 @@ def record_evidence(ctx: BeatContext) -> BeatResult:
         ]
         sources = {
             c.key: {"lines": c.lines, "rejected": c.rejected, "offset": c.offset}
-            for c in repo.cursors(session).values()
+            for c in window_store.cursors(session).values()
         }
         return windows, entries, sources
 
@@ -128,11 +131,11 @@ def find_onset(ctx: BeatContext) -> BeatResult:
         anomalies = repo.cycle_anomalies(session, cycle_id)
         onset = min(a.onset for a in anomalies)
         component = chosen_component(ctx.outputs, cycle.component)
-        own = repo.component_windows(session, component)
+        own = window_store.component_windows(session, component)
         front = (
             own
             if component == cycle.component
-            else repo.component_windows(session, cycle.component)
+            else window_store.component_windows(session, cycle.component)
         )
         frames: list[list[Any]] = []
         for w in [w for w in [*own, *front] if w.start >= onset]:
@@ -181,7 +184,7 @@ def operations_around(
 
 def _version_events(session: Session, component: str) -> list[dict[str, Any]]:
     first_seen: dict[str, datetime] = {}
-    for w in repo.component_windows(session, component):
+    for w in window_store.component_windows(session, component):
         for version in w.versions:
             first_seen.setdefault(version, w.start)
     return [

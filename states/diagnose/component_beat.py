@@ -23,6 +23,7 @@ from states.diagnose.localization import (
 )
 from states.registry import beat
 from storage import repository as repo
+from storage import window_store
 from storage.repository import Session
 from storage.tables import WindowRow
 
@@ -45,8 +46,8 @@ def rank_components(ctx: BeatContext) -> BeatResult:
         cycle = repo.cycle(session, cycle_id)
         onset = min(a.onset for a in repo.cycle_anomalies(session, cycle_id))
         since = onset - timedelta(seconds=history)
-        names = sorted(repo.latest_windows(session))
-        found = {c: repo.component_windows(session, c, since=since) for c in names}
+        names = sorted(window_store.latest_windows(session))
+        found = {c: window_store.component_windows(session, c, since=since) for c in names}
         return cycle.component, cycle.category, onset, found
 
     front, category, onset, windows = ctx.db.query(gather)

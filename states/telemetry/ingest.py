@@ -38,7 +38,7 @@ from states.telemetry.settings import SourceSettings
 from states.telemetry.tailing import FileCursor, NewLines, has_new_bytes
 from states.telemetry.window_rows import close_due_windows, collection_paused, store_poll
 from states.telemetry.window_templates import SourceTemplates
-from storage import budget_hours
+from storage import budget_hours, window_store
 from storage import repository as repo
 from storage.db import Database
 from storage.repository import Session
@@ -105,7 +105,7 @@ def has_new_telemetry(settings: Settings, db: Database) -> bool:
     """Whether any source file changed since its cursor; ``stat`` only, no reads."""
     if metric_sources_due(settings):
         return True
-    cursors = db.query(repo.cursors)
+    cursors = db.query(window_store.cursors)
     for source in settings.telemetry.sources:
         for path in source_files(source):
             row = cursors.get(f"{source.name}:{path}")
@@ -122,7 +122,7 @@ def note_sources_without_files(settings: Settings, db: Database, now: datetime) 
     never be polled, and its error never shown by ``selfheal status``.
     """
     noted: list[str] = []
-    cursors = db.query(repo.cursors)
+    cursors = db.query(window_store.cursors)
     for source in settings.telemetry.sources:
         if _no_file_key(source) not in cursors and not source_files(source):
             _note_no_file(db, source, now, PollReport())
@@ -144,7 +144,7 @@ def _note_no_file(db: Database, source: SourceSettings, now: datetime, report: P
     report.errors[source.name] = f"no file matches {patterns}"
     db.transact(
         functools.partial(
-            repo.note_source_failure,
+            window_store.note_source_failure,
             key=_no_file_key(source),
             source=source.name,
             path=patterns,
@@ -190,7 +190,9 @@ class _FilePoll:
             report.errors[self.key] = f"cannot read: {exc}"
             if self.mining is not None and read:  # it learned lines this poll will not store
                 self.mining.restore(
-                    db.query(functools.partial(repo.template_state, source=self.source.name))
+                    db.query(
+                        functools.partial(window_store.template_state, source=self.source.name)
+                    )
                 )
             return
         folding.finish()
@@ -233,7 +235,7 @@ def poll_sources(
     """
     memory = IngestMemory() if memory is None else memory
     report = PollReport()
-    cursors = db.query(repo.cursors)
+    cursors = db.query(window_store.cursors)
     bounds = TimeBounds(
         oldest=now - timedelta(seconds=settings.telemetry.retention_s),
         latest=now + FUTURE_TOLERANCE,
@@ -260,7 +262,7 @@ def poll_sources(
 
 def _restored_templates(db: Database, source: SourceSettings) -> SourceTemplates:
     """The source's miner as its last committed poll left it."""
-    state = db.query(lambda session: repo.template_state(session, source.name))
+    state = db.query(lambda session: window_store.template_state(session, source.name))
     return SourceTemplates.restored(source.name, source.format.kind, state)
 
 
@@ -300,7 +302,7 @@ def apply_retention(ctx: BeatContext) -> BeatResult:
 
     def prune(session: Session) -> dict[str, int]:
         return {
-            "windows": repo.prune_windows(session, before),
+            "windows": window_store.prune_windows(session, before),
             "budget_hours": budget_hours.prune(session, budget_oldest),
             "transitions": repo.prune_idle_transitions(session, keep),
             "beat_runs": repo.prune_idle_beat_runs(session, keep),

@@ -31,7 +31,7 @@ from states.telemetry.metric_sources import MetricSource
 from states.telemetry.prometheus_api import Job, SourceError, run_all
 from states.telemetry.query_windows import due_window_ends, query_jobs
 from states.telemetry.settings import ScrapeSourceSettings
-from storage import repository as repo
+from storage import window_store
 from storage.db import Database
 from storage.repository import Session
 from storage.tables import CursorRow, WindowRow
@@ -78,7 +78,9 @@ def store_metric_poll(
     now: datetime,
 ) -> int:
     """Write the finished windows and move the source's cursor, atomically; how many were new."""
-    existing = repo.windows_for_keys(session, [(r.component, r.instance, r.start) for r in rows])
+    existing = window_store.windows_for_keys(
+        session, [(r.component, r.instance, r.start) for r in rows]
+    )
     measures = source.maps_requests
     counts = Counter(rejected)
     written = 0
@@ -110,7 +112,7 @@ def note_failure(
     session: Session, *, key: str, source: MetricSource, reason: str, now: datetime
 ) -> None:
     """Count a failed read on the source's cursor; its position and time stay as they were."""
-    repo.note_source_failure(
+    window_store.note_source_failure(
         session, key=key, source=source.name, path=source.url, reason=reason, now=now
     )
 
@@ -123,7 +125,7 @@ def poll_metric_sources(settings: Settings, db: Database, now: datetime) -> Metr
     poll = MetricPoll()
     if not settings.telemetry.metrics:
         return poll
-    cursors = db.query(repo.cursors)
+    cursors = db.query(window_store.cursors)
     plans: list[tuple[MetricSource, dict[str, Any] | None, list[float]]] = []
     jobs: list[Job] = []
     for source in settings.telemetry.metrics:

@@ -29,7 +29,7 @@ from states.telemetry.sketches import merge_latencies
 from states.telemetry.tailing import FileCursor
 from states.telemetry.window_templates import SourceTemplates
 from states.telemetry.windows import PartialWindow, closes_at, health_score
-from storage import repository as repo
+from storage import window_store
 from storage.repository import Session
 from storage.tables import CursorRow, WindowRow
 
@@ -153,7 +153,7 @@ def store_poll(
     if templates is not None:
         state = templates.state()
         count = templates.miner.template_count()
-        repo.store_template_state(session, templates.source, state, count, now)
+        window_store.store_template_state(session, templates.source, state, count, now)
     return late
 
 
@@ -164,7 +164,7 @@ def _store_windows(
     written: list[StoredWindow] | None,
 ) -> int:
     """Merge partial windows into stored ones, insert the new ones in one batch; returns late."""
-    existing = repo.windows_for_keys(session, list(partials))
+    existing = window_store.windows_for_keys(session, list(partials))
     width = timedelta(seconds=window_s)
     created: list[NewWindow] = []
     late = 0
@@ -183,7 +183,7 @@ def _store_windows(
             session.add(row)
         if written is not None:
             written.append(StoredWindow(key, row.count, row.errors, row.samples, row.sketch))
-    repo.insert_windows(session, [vars(new) for new in created])
+    window_store.insert_windows(session, [vars(new) for new in created])
     return late
 
 
@@ -234,12 +234,12 @@ def close_due_windows(
     with collection_paused():
         due = [
             w
-            for w in repo.open_window_counts(session)
+            for w in window_store.open_window_counts(session)
             if closes_at(w.start, window_s, lateness_s) <= now
         ]
         quantiles = _remembered(due, latencies)
         unknown = [w.id for w in due if w.id not in quantiles]
-        for window_id, (samples, sketch) in repo.window_latencies(session, unknown).items():
+        for window_id, (samples, sketch) in window_store.window_latencies(session, unknown).items():
             quantiles[window_id] = quantiles_of(samples, sketch)
         closed = [
             {
@@ -248,12 +248,12 @@ def close_due_windows(
             }
             for w in due
         ]
-        repo.store_closed_windows(session, closed)
+        window_store.store_closed_windows(session, closed)
     return len(closed)
 
 
 def _remembered(
-    due: list[repo.OpenWindowCounts], latencies: StoredLatencies | None
+    due: list[window_store.OpenWindowCounts], latencies: StoredLatencies | None
 ) -> dict[int, Quantiles]:
     """The quantiles of the due windows whose latencies are remembered as stored, by id."""
     if latencies is None or not len(latencies):

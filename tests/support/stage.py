@@ -22,7 +22,7 @@ from agent.settings import load_settings
 from states.deploy.fleet_instances import stop_fleet
 from states.deploy.local_fleet import LocalFleet, LocalFleetSettings
 from states.settings import Settings
-from storage import repository as repo
+from storage import window_store
 from storage.db import Database, open_database
 from tests.support.config import read_starts, record_instance_starts, set_option
 from tests.support.daemon import Daemon
@@ -72,7 +72,9 @@ class Stage:
         """Wait until the agent closed ``windows`` healthy catalog windows to learn from."""
         db = self.db()
         wait_for(
-            lambda: len(db.query(lambda s: repo.component_windows(s, "catalog"))) >= windows,
+            lambda: (
+                len(db.query(lambda s: window_store.component_windows(s, "catalog"))) >= windows
+            ),
             timeout_s=90,
             what=f"{windows} catalog windows of healthy traffic",
             explain=self.explain,

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from storage import repository as repo
+from storage import window_store
 from storage.db import open_database
 from storage.tables import CommandRow, TransitionRow
 from tests.support.cli import run_cli
@@ -223,7 +223,8 @@ def _read_back(data: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], 
             )
         ]
         windows = sum(
-            len(db.query(partial(repo.component_windows, component=c))) for c in ("catalog", "cart")
+            len(db.query(partial(window_store.component_windows, component=c)))
+            for c in ("catalog", "cart")
         )
     finally:
         db.dispose()
