@@ -35,7 +35,6 @@ from states.telemetry.templates import (
     new_drain,
 )
 from states.telemetry.window_templates import OTHER, merge_counts, merge_new
-from storage import repository as repo
 from storage import window_store
 from storage.db import Database, open_database
 from storage.migrations import WINDOW_COLUMNS_ADDED
@@ -201,7 +200,7 @@ def test_a_poll_that_fails_to_commit_teaches_the_miner_nothing(
     def crash(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(repo, "store_template_state", crash)
+    monkeypatch.setattr(window_store, "store_template_state", crash)
     with pytest.raises(RuntimeError):
         syslog.poll()
     monkeypatch.undo()
