@@ -24,9 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.json_logs import EVENTS
+from benchmarks.loghub import read_structured
 from states.settings import Settings
 from states.telemetry import ingest
 from states.telemetry.templates import (
+    CACHE_LIMIT,
     DEFAULT_MASKS,
     MiningSettings,
     TemplateMiner,
@@ -310,6 +312,38 @@ def test_remembered_assignments_are_the_ones_drain_would_make(seed: int) -> None
         {"id": c.cluster_id, "tokens": list(c.log_template_tokens), "size": c.size}
         for c in sorted(drain.clusters, key=lambda c: c.cluster_id)
     ]
+
+
+def assert_mined_as_drain_would(miner: TemplateMiner, messages: list[str]) -> None:
+    drain = new_drain(MiningSettings())
+    for message in messages:
+        template_id, is_new = miner.assign(message)
+        cluster, change = drain.add_log_message(plain_mask(message))
+        assert (template_id, is_new) == (cluster.cluster_id, change == "cluster_created"), message
+    assert miner.to_state()["templates"] == [
+        {"id": c.cluster_id, "tokens": list(c.log_template_tokens), "size": c.size}
+        for c in sorted(drain.clusters, key=lambda c: c.cluster_id)
+    ]
+
+
+def test_messages_past_the_memory_limits_are_mined_as_drain_would() -> None:
+    # each hex or UUID value is a shape of its own: the remembered shapes and messages
+    # are dropped several times while the other events recur, and templates change
+    messages = generated_messages(3 * CACHE_LIMIT, 5)
+    rng = random.Random(5)
+    messages += [f"Session {rng.getrandbits(64):016x} expired" for _ in range(2 * CACHE_LIMIT)]
+    rng.shuffle(messages)
+    assert_mined_as_drain_would(TemplateMiner(), messages)
+
+
+LOGHUB = Path(__file__).resolve().parents[2] / "shared" / "data" / "loghub"
+
+
+@pytest.mark.skipif(not LOGHUB.is_dir(), reason="LogHub samples are not on this machine")
+@pytest.mark.parametrize("system", ["HDFS", "BGL", "OpenStack", "Thunderbird", "Mac", "Spark"])
+def test_loghub_messages_are_mined_as_drain_would(system: str) -> None:
+    messages, _ = read_structured(LOGHUB / system / f"{system}_2k.log_structured.csv")
+    assert_mined_as_drain_would(TemplateMiner(), messages * 2)
 
 
 def test_a_bounded_miner_does_not_remember_and_still_matches_drain() -> None:
