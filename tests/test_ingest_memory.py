@@ -30,7 +30,6 @@ from states.telemetry.ingest_memory import QUANTILES, IngestMemory, StoredLatenc
 from states.telemetry.json_blocks import KeptShapes
 from states.telemetry.json_structs import BlockShape
 from states.telemetry.sketches import sketch_of, window_quantiles
-from storage import repository as repo
 from storage import window_store
 from storage.budget_hours import BudgetHourRow
 from storage.db import Database, open_database
@@ -148,7 +147,7 @@ def latencies_read_back() -> Iterator[list[int]]:
         return real(session, ids)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(repo, "window_latencies", counting)
+        patch.setattr(window_store, "window_latencies", counting)
         yield counted
 
 
@@ -220,7 +219,7 @@ def test_a_poll_whose_transaction_fails_leaves_nothing_remembered(tmp_path: Path
 
             remembered = None if memory is None else dict(memory.latencies._windows)
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(repo, "insert_windows", insert_then_fail)
+                patch.setattr(window_store, "insert_windows", insert_then_fail)
                 with pytest.raises(RuntimeError, match="disk full"):
                     poll(lines)(log, db, memory)
             assert memory is None or remembered == memory.latencies._windows
