@@ -267,3 +267,24 @@ def test_far_larger_samples_fold_every_older_bucket_into_the_lowest_kept() -> No
     reference = LatencySketch()
     reference.add_many([1.0, 2.0, 3.0, 1e200, 1e250])
     assert sketch.to_state() == reference.to_state()
+
+
+@pytest.mark.parametrize("zeros", [(-0.0, 0.0), (0.0, -0.0)], ids=["minus-first", "plus-first"])
+def test_a_large_sketch_keeps_the_signed_zero_found_first_as_its_minimum(
+    zeros: tuple[float, float],
+) -> None:
+    # -0.0 == 0.0: the array's minimum may be either (numpy compares in lanes), the list's is
+    # the first one found
+    values = [1.0 + i / 7 for i in range(VECTOR_FROM)]
+    values[1], values[18] = zeros
+    state = sketch_of(values).to_state()
+    assert json.dumps(state) == json.dumps(_one_by_one(values))
+    assert math.copysign(1.0, state["min"]) == math.copysign(1.0, zeros[0])
+    assert state["zero"] == 2
+
+
+def test_a_large_sketch_takes_its_extremes_from_the_values() -> None:
+    values = [random.Random(3).lognormvariate(2.5, 0.4) for _ in range(3 * VECTOR_FROM)]
+    sketch = sketch_of(values)
+    assert (sketch.min, sketch.max) == (min(values), max(values))
+    assert sketch.to_state() == _one_by_one(values)

@@ -81,6 +81,9 @@ class LatencySketch:
         """Count every value; the buckets are computed over a numpy array (a few values: by
         chained ``map`` calls), with the same result as ``index`` of each value."""
         values = values if isinstance(values, list) else list(values)
+        if len(values) >= VECTOR_FROM:
+            self._add_array(values)
+            return
         if not values:
             return
         low, high = min(values), max(values)
@@ -89,22 +92,35 @@ class LatencySketch:
             indexable = [v for v in values if v >= MIN_INDEXABLE_MS]
             self.zero += len(values) - len(indexable)
             values = indexable
-        if len(values) < VECTOR_FROM:
-            logs = map(math.log, values)
-            scaled = map(operator.mul, logs, itertools.repeat(self._inv_log_gamma))
-            self._add_indexed(Counter(map(math.ceil, scaled)))
-        else:
-            self._add_indexed(self._indexed(values))
+        logs = map(math.log, values)
+        scaled = map(operator.mul, logs, itertools.repeat(self._inv_log_gamma))
+        self._add_indexed(Counter(map(math.ceil, scaled)))
 
-    def _indexed(self, values: list[float]) -> dict[int, int]:
+    def _add_array(self, values: list[float]) -> None:
+        """``add_many`` over an array: the extremes too (Python's ``min`` and ``max`` over a
+        list cost as much as the rest of the sketching), those of the list itself when
+        they are zero or NaN, where ``min`` and ``max`` pick by order among equal values."""
+        array = np.asarray(values, dtype=np.float64)
+        low, high = float(array.min()), float(array.max())
+        if low == 0.0 or high == 0.0 or math.isnan(low):  # -0.0 == 0.0; nan: first found
+            low, high = min(values), max(values)
+        self.min, self.max = min(self.min, low), max(self.max, high)
+        if low < MIN_INDEXABLE_MS:
+            indexable = np.flatnonzero(array >= MIN_INDEXABLE_MS)
+            self.zero += len(values) - len(indexable)
+            array = array[indexable]
+        if len(array):
+            self._add_indexed(self._indexed(array))
+
+    def _indexed(self, values: np.ndarray[Any, np.dtype[np.float64]]) -> dict[int, int]:
         """How many values fall in each bucket, computed over an array: the same buckets as
         ``index`` gives one by one, since indices near an edge are recomputed by ``index``."""
-        scaled = np.log(np.asarray(values, dtype=np.float64))
+        scaled = np.log(values)
         scaled *= self._inv_log_gamma
         indices = np.ceil(scaled).astype(np.int64)
         edges = np.flatnonzero(np.abs(scaled - np.rint(scaled)) < _EDGE)
         if len(edges):
-            indices[edges] = [self.index(values[i]) for i in edges.tolist()]
+            indices[edges] = [self.index(value) for value in values[edges].tolist()]
         low = int(indices.min())
         counts = np.bincount(indices - low)
         present = np.flatnonzero(counts)
