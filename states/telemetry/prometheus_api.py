@@ -220,26 +220,6 @@ def query_range(
     return parse_query_response(response)
 
 
-def query(
-    base_url: str,
-    promql: str,
-    *,
-    at: float,
-    timeout_s: float,
-    max_bytes: int,
-    headers: Mapping[str, str] | None = None,
-) -> list[QueryPoint]:
-    """Evaluate ``promql`` at one instant (``/api/v1/query``)."""
-    response = http_request(
-        base_url.rstrip("/") + "/api/v1/query",
-        timeout_s=timeout_s,
-        max_bytes=max_bytes,
-        headers=headers,
-        form={"query": promql, "time": f"{at:.3f}", "timeout": duration(max(timeout_s, 0.001))},
-    )
-    return parse_query_response(response)
-
-
 # --- every request of a poll at once ---------------------------------------------------
 
 Job = tuple[tuple[str, str], float, Callable[[], Any]]
