@@ -85,8 +85,8 @@ from states.settings import Settings
 from states.telemetry import folding
 from states.telemetry.ingest import close_due_windows, poll_sources
 from states.telemetry.ingest_memory import IngestMemory
+from states.telemetry.masks import DEFAULT_MASKS
 from states.telemetry.tailing import FileCursor, NewLines
-from states.telemetry.templates import DEFAULT_MASKS
 from storage.db import open_database
 from storage.tables import CursorRow, TemplateStateRow, WindowRow
 

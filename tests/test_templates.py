@@ -7,14 +7,8 @@ import json
 import pytest
 
 from benchmarks.loghub import grouping_accuracy
-from states.telemetry.templates import (
-    DEFAULT_MASKS,
-    MaskRule,
-    MiningSettings,
-    TemplateMiner,
-    compile_masks,
-    mask_message,
-)
+from states.telemetry.masks import DEFAULT_MASKS, MaskRule, compile_masks, mask_message
+from states.telemetry.templates import MiningSettings, TemplateMiner
 
 MASKS = compile_masks(DEFAULT_MASKS)
 

@@ -27,15 +27,8 @@ from benchmarks.json_logs import EVENTS
 from benchmarks.loghub import read_structured
 from states.settings import Settings
 from states.telemetry import ingest
-from states.telemetry.templates import (
-    CACHE_LIMIT,
-    DEFAULT_MASKS,
-    MiningSettings,
-    TemplateMiner,
-    compile_masks,
-    mask_message,
-    new_drain,
-)
+from states.telemetry.masks import DEFAULT_MASKS, compile_masks, mask_message
+from states.telemetry.templates import CACHE_LIMIT, MiningSettings, TemplateMiner, new_drain
 from states.telemetry.window_templates import OTHER, merge_counts, merge_new
 from storage import window_store
 from storage.db import Database, open_database

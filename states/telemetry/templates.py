@@ -12,9 +12,6 @@ load, so the stored state stays readable and independent of drain3 internals.
 
 Speed, without changing a single assignment:
 
-- each default mask rule names substrings its pattern cannot match without
-  (``requires``, and a digit for most), checked with ``in`` on the current
-  text before running the regular expression over it;
 - ``assign`` remembers which template a message (and a masked message) went
   to. Drain's answer for a message depends only on the tree, and the tree
   changes only when a template is created or changes; so the remembered
@@ -29,114 +26,25 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from drain3.drain import Drain, LogCluster
+
+from states.telemetry.masks import (
+    DEFAULT_MASKS,
+    MaskRule,
+    compile_masks,
+    mask_message,
+)
 
 STATE_VERSION: Final = 1
 WILDCARD: Final = "<*>"
 CACHE_LIMIT: Final = 4096  # remembered messages per cache; a full cache starts over
 CACHED_LENGTH: Final = 1024  # longer messages are not remembered (bounds each cache at 4 Mi chars)
-_DIGIT = re.compile(r"\d")
 _NONZERO_DIGIT = re.compile(r"[1-9]")
 _DIGIT_SHAPE: Final = bytes.maketrans(b"23456789", b"11111111")
-
-
-@dataclass(frozen=True, slots=True)
-class MaskRule:
-    """Replace every match of ``pattern`` with ``<name>`` before clustering.
-
-    ``requires`` and ``needs_digit`` are a promise about the pattern, used to
-    skip it cheaply: it cannot match a text unless, for every group in
-    ``requires``, one of the group's substrings occurs in the text, and
-    (``needs_digit``) the text holds a decimal digit. ``digit_blind`` is a
-    promise that neither the pattern nor the substitute tells the digits 1-9
-    apart (no such digit as a literal or range end, no backreference inside
-    the pattern; ``\\d``, ``\\w`` and classes with all of 1-9 are fine), so
-    masking commutes with replacing those digits by 1 (``TemplateMiner._masked``).
-    """
-
-    name: str
-    pattern: str
-    substitute: str | None = None
-    requires: tuple[tuple[str, ...], ...] = ()
-    needs_digit: bool = False
-    digit_blind: bool = False
-
-    @property
-    def replacement(self) -> str:
-        """What a match becomes: ``<name>`` unless the rule says otherwise."""
-        return f"<{self.name}>" if self.substitute is None else self.substitute
-
-
-# Order matters: the specific shapes (timestamps, UUIDs, addresses) must be
-# masked before the generic number rule eats their digits.
-DEFAULT_MASKS: Final[tuple[MaskRule, ...]] = (
-    MaskRule(
-        "TS",
-        r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?",
-        requires=(("-",), (":",)),
-        needs_digit=True,
-        digit_blind=True,
-    ),
-    MaskRule(
-        "URL", r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+", requires=(("://",),), digit_blind=True
-    ),
-    MaskRule(
-        "TIME",
-        r"(?<![\w.:])\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\b",
-        requires=((":",),),
-        needs_digit=True,
-        digit_blind=True,
-    ),
-    MaskRule(
-        "PATH",
-        r"(?<![\w.:/<])(?:/[\w.~%@+-]+){2,}/?|\b[A-Za-z]:(?:\\[\w .~%@+-]+)+",
-        requires=(("/", ":\\"),),
-        digit_blind=True,
-    ),
-    MaskRule(
-        "UUID",
-        r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b",
-        requires=(("-",),),
-        digit_blind=True,
-    ),
-    MaskRule(
-        "ADDR",
-        r"(?<![\w.])(?:(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?"
-        r"(?:,(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?)*"
-        r"|(?:[A-Za-z0-9-]+\.)+[A-Za-z][\w-]*:\d{1,5})(?![\w.])",
-        requires=((".",),),
-        needs_digit=True,
-        digit_blind=True,
-    ),
-    # "18846 bytes (18.4 KB)" restates the byte count; keep one spelling.
-    MaskRule(
-        "SIZE",
-        r"\b(\d+ bytes) \(\d+(?:\.\d+)? ?[KMGT]i?B\)",
-        substitute=r"\1",
-        requires=((" bytes (",),),
-        needs_digit=True,
-        digit_blind=True,
-    ),
-    MaskRule(
-        "DUR",
-        r"(?<![\w.])<?\d+(?:\.\d+)? ?(?:ms|msec|secs?|seconds?|mins?|minutes?|hours?)\b",
-        requires=(("ms", "sec", "min", "hour"),),
-        needs_digit=True,
-        digit_blind=True,
-    ),
-    MaskRule(
-        "NUM",
-        r"(?<![\w.])(?:[-+]?\d+(?:\.\d+)?(?:[kKmMgG]?[bB]|ms|s|us|%)?"
-        r"|0[xX][0-9a-fA-F]+|(?=[a-fA-F]*\d)[0-9a-fA-F]{6,})(?![\w.])"
-        r"|(?<=[A-Za-z][._=#-])\d+(?![\w.])",
-        needs_digit=True,
-        digit_blind=True,
-    ),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,60 +74,6 @@ class TemplateMatch:
     is_new: bool
     changed: bool
     size: int
-
-
-CompiledRule = tuple[re.Pattern[str], str, tuple[tuple[str, ...], ...], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledMasks:
-    """Mask rules compiled once, applied in order: (pattern, replacement, requires, needs_digit)."""
-
-    rules: tuple[CompiledRule, ...] = field(default=())
-
-
-def compile_masks(rules: Sequence[MaskRule]) -> CompiledMasks:
-    """Compile mask rules; a broken pattern fails here, naming the rule."""
-    compiled: list[CompiledRule] = []
-    for rule in rules:
-        try:
-            pattern = re.compile(rule.pattern)
-        except re.error as error:
-            raise ValueError(f"mask rule {rule.name!r}: invalid pattern: {error}") from error
-        compiled.append((pattern, rule.replacement, rule.requires, rule.needs_digit))
-    return CompiledMasks(tuple(compiled))
-
-
-def mask_message(message: str, masks: CompiledMasks) -> str:
-    """Replace variable parts of a message with their mask names.
-
-    A rule whose required substrings (or digit) are missing from the current
-    text is skipped: its pattern could not match, so the result is the same.
-    """
-    has_digit: bool | None = None  # of the current text, found when first needed
-    for pattern, replacement, requires, needs_digit in masks.rules:
-        if needs_digit:
-            if has_digit is None:
-                has_digit = _DIGIT.search(message) is not None
-            if not has_digit:
-                continue
-        if requires and not _has_all(message, requires):
-            continue
-        masked = pattern.sub(replacement, message)
-        if masked is not message:  # sub returns the very same string when nothing matched
-            message, has_digit = masked, None
-    return message
-
-
-def _has_all(text: str, requires: tuple[tuple[str, ...], ...]) -> bool:
-    """Whether ``text`` holds one substring of every group (loops: no generator per call)."""
-    for group in requires:
-        for part in group:
-            if part in text:
-                break
-        else:
-            return False
-    return True
 
 
 def new_drain(settings: MiningSettings) -> Drain:
