@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -32,6 +31,8 @@ from states.artifacts import DiagnosisArtifact
 from states.settings import Settings
 from storage import repository as repo
 from tests.support.clocks import SteppedClock
+from tests.support.history import git
+from tests.support.ticking import commit
 
 WINDOW_S = 5.0
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -57,24 +58,6 @@ def items(query):
     rows = db.query("SELECT id, price FROM items WHERE name LIKE ?", query)
     return [r for r in rows if r.price > 0]
 '''
-
-
-def git(repo_path: Path, *args: str) -> str:
-    identity = ["-c", "user.name=Dev", "-c", "user.email=dev@example.org"]
-    done = subprocess.run(
-        ["git", "-C", str(repo_path), *identity, *args], capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip()
-
-
-def commit(repo_path: Path, message: str, files: dict[str, str]) -> str:
-    for name, text in files.items():
-        path = repo_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    git(repo_path, "add", "-A")
-    git(repo_path, "commit", "-q", "-m", message)
-    return git(repo_path, "rev-parse", "HEAD")
 
 
 @dataclass(frozen=True)

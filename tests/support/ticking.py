@@ -21,13 +21,14 @@ from tests.support.clocks import SteppedClock
 from tests.support.history import CHEN, git
 
 
-def commit(root: Path, subject: str, files: dict[str, str], day: str) -> str:
-    """Write ``files`` and commit them as Chen Wei on ``day`` (ISO 8601); returns the sha."""
+def commit(root: Path, subject: str, files: dict[str, str], day: str | None = None) -> str:
+    """Write ``files`` and commit them as Chen Wei on ``day`` (ISO 8601; now if None);
+    returns the sha."""
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     git(root, "add", "-A")
-    dated = {**CHEN, "GIT_AUTHOR_DATE": day, "GIT_COMMITTER_DATE": day}
+    dated = CHEN if day is None else {**CHEN, "GIT_AUTHOR_DATE": day, "GIT_COMMITTER_DATE": day}
     git(root, "commit", "-q", "-m", subject, env=dated)
     return git(root, "rev-parse", "HEAD")
 
