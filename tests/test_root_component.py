@@ -32,7 +32,7 @@ from states.settings import Settings
 from storage import repository as repo
 from tests.support.clocks import SteppedClock
 from tests.support.history import git
-from tests.support.ticking import commit
+from tests.support.ticking import commit, run_until_a_cycle_closes
 
 WINDOW_S = 5.0
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -189,16 +189,7 @@ def run_incident(root: Path, calls: bool) -> Finished:
     service = Service(root, release, clock, random.Random(5))
     rt = engine.open_runtime(make_settings(root, release, calls), threading.Event(), clock=clock)
     try:
-        for _ in range(MAX_TICKS):
-            service.write_window()
-            clock.advance(WINDOW_S)
-            engine.tick(rt)
-            cycles = rt.db.query(lambda s: repo.cycles(s, 10))
-            if cycles and cycles[0].closed_at is not None:
-                break
-        else:
-            raise AssertionError(f"no closed cycle after {MAX_TICKS} windows")
-        cycle = cycles[0]
+        cycle = run_until_a_cycle_closes(rt, clock, service.write_window, WINDOW_S, MAX_TICKS)
         runs = rt.db.query(lambda s: repo.cycle_beat_runs(s, cycle.id))
         path = root / "data" / "cycles" / cycle.id / "diagnosis.json"
         diagnosis = DiagnosisArtifact.model_validate_json(path.read_bytes())

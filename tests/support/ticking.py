@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from agent import engine
+from states.progression import Runtime
 from states.settings import Settings
 from storage import repository as repo
+from storage.tables import CycleRow
 from tests.support.clocks import SteppedClock
 from tests.support.history import CHEN, git
 
@@ -54,6 +56,21 @@ def tick_minutes(
             clock.advance(60.0)
     finally:
         engine.close_runtime(rt)
+
+
+def run_until_a_cycle_closes(
+    rt: Runtime, clock: SteppedClock, window: Callable[[], None], step_s: float, ticks: int
+) -> CycleRow:
+    """Each step ``window()``, the clock moved ``step_s``, one tick; the newest cycle once it
+    has closed (fails after ``ticks`` steps without one)."""
+    for _ in range(ticks):
+        window()
+        clock.advance(step_s)
+        engine.tick(rt)
+        cycles = rt.db.query(lambda s: repo.cycles(s, 1))
+        if cycles and cycles[0].closed_at is not None:
+            return cycles[0]
+    raise AssertionError(f"no closed cycle after {ticks} windows")
 
 
 def read_artifact(settings: Settings, cycle_id: str, kind: str) -> dict[str, Any]:
