@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from states.telemetry import operations
+from states.telemetry.folding import WindowFolder
 from states.telemetry.operations import OTHER, TOP_OPERATIONS
 from states.telemetry.records import Record
 from states.telemetry.windows import fold
@@ -82,6 +83,31 @@ def test_totals_are_exact_sums_whatever_the_order() -> None:
     [a], [b] = forward.values(), backward.values()
     assert a.operations == b.operations
     assert a.operations["GET /x"]["total_ms"] == math.fsum(values)
+
+
+def test_the_folder_finds_each_longest_once_per_instance_as_the_reference_fold_does() -> None:
+    durations = [0.0, -0.0, 2.5, -0.0, 2.5, 0.0, 1e-300, 7.25, 7.25, 3.0]
+    records = [
+        Record(T0, "catalog", ("GET /x", "POST /cart")[i % 2], d, 200, instance=f"web-{i % 3}")
+        for i, d in enumerate(durations)
+    ] + [
+        Record(T0, "catalog", "GET /zero", z, 200, instance=f"web-{i}")
+        for i, z in enumerate((-0.0, 0.0))
+    ]
+    folder = WindowFolder(60)
+    for r in records:
+        folder.add_record(r)
+
+    folded, reference = folder.partials(), fold(records, 60)
+
+    assert folded.keys() == reference.keys()
+    for key, part in reference.items():
+        assert folded[key].operations == part.operations
+        signs = {n: math.copysign(1, f["max_ms"]) for n, f in part.operations.items()}
+        assert {
+            n: math.copysign(1, f["max_ms"]) for n, f in folded[key].operations.items()
+        } == signs
+    assert reference[("catalog", "", T0)].operations["GET /zero"]["max_ms"] == 0.0
 
 
 def test_only_the_busiest_operations_keep_their_names() -> None:

@@ -146,6 +146,7 @@ class WindowFolder:
             keys = [(component, "", start)]
             if instance:
                 keys.append((component, instance, start))
+            longest = max(tally.durations) if operation and tally.durations else None
             for key in keys:
                 part = parts.get(key)
                 if part is None:
@@ -162,7 +163,7 @@ class WindowFolder:
                     entry = by_name.get(operation)
                     if entry is None:
                         entry = by_name[operation] = OperationTally()
-                    entry.add(tally.count, tally.errors, tally.durations)
+                    entry.add(tally.count, tally.errors, tally.durations, longest)
         for key, by_name in operations.items():
             parts[key].operations = figures_of(by_name)
         self._sketch_large(parts)

@@ -41,19 +41,27 @@ class OperationTally:
     """One operation in one window of a poll, before it becomes ``Figures``.
 
     Durations are kept as lists (``parts``), a folder's own lists shared
-    rather than copied, and summed once, exactly, when the figures are made.
+    rather than copied, and summed once, exactly, when the figures are made;
+    each list's maximum is kept beside it (``longest``), so a list counted
+    in two windows (its instance's and the all-instance one) is scanned for
+    its maximum once.
     """
 
     count: int = 0
     errors: int = 0
     parts: list[Sequence[float]] = field(default_factory=list)
+    longest: list[float] = field(default_factory=list)  # the maximum of each part
 
-    def add(self, count: int, errors: int, durations: Sequence[float]) -> None:
-        """Count ``count`` records, ``errors`` of them failed, with these durations."""
+    def add(
+        self, count: int, errors: int, durations: Sequence[float], longest: float | None = None
+    ) -> None:
+        """Count ``count`` records, ``errors`` of them failed, with these durations (whose
+        maximum is ``longest``, when the caller knows it)."""
         self.count += count
         self.errors += errors
         if durations:
             self.parts.append(durations)
+            self.longest.append(max(durations) if longest is None else longest)
 
     def add_record(self, error: bool, duration: float | None) -> None:
         """Count one record (the reference fold's way: one at a time)."""
@@ -61,12 +69,12 @@ class OperationTally:
         self.errors += error
         if duration is not None:
             self.parts.append((duration,))
+            self.longest.append(duration)
 
     def figures(self) -> Figures:
         """Count, errors, exact sum and maximum of the durations."""
-        parts = self.parts
-        longest = max(map(max, parts)) if parts else 0.0
-        total = math.fsum(chain.from_iterable(parts))
+        longest = max(self.longest) if self.longest else 0.0
+        total = math.fsum(chain.from_iterable(self.parts))
         return {"count": self.count, "errors": self.errors, "total_ms": total, "max_ms": longest}
 
 
