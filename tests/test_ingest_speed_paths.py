@@ -12,7 +12,7 @@ frames and rejections. Then: a poll of a 10 GiB file that grew by 1 MiB reads
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -274,7 +274,7 @@ def read_results(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tailing.ReadR
     seen: list[tailing.ReadResult] = []
 
     class Recording(tailing.NewLines):
-        def __iter__(self) -> Iterator[list[bytes]]:
+        def __iter__(self) -> Iterator[Sequence[bytes]]:
             yield from super().__iter__()
             seen.append(self.result)
 

@@ -180,6 +180,7 @@ class _FilePoll:
             cursor,
             max_bytes=telemetry.max_bytes_per_poll,
             max_line=telemetry.max_line_bytes,
+            whole=folding.takes_line_blocks,
         )
         read = 0
         try:

@@ -47,6 +47,7 @@ import orjson
 from states.telemetry.json_columns import GENERAL, JsonColumns
 from states.telemetry.json_shapes import Category
 from states.telemetry.json_structs import BlockShape, Row, rows_of, shape_of
+from states.telemetry.line_blocks import joined, longest
 
 CHUNK_LINES: Final = 512  # decoded at once: a refused line costs at most its chunk again
 MAX_REFUSED: Final = 16  # refused lines in one block before the poll stops decoding blocks
@@ -136,7 +137,7 @@ class JsonBlocks:
             fallback(lines)
             return
         start = 0
-        if max(map(len, lines)) > self._max_bytes:  # the parser rejects those: too long
+        if longest(lines) > self._max_bytes:  # the parser rejects those: too long
             for i, raw in enumerate(lines):
                 if len(raw) > self._max_bytes:
                     self._run(shape, lines[start:i], rejected, general, fallback)
@@ -177,11 +178,11 @@ class JsonBlocks:
     ) -> None:
         """Decode and fold consecutive lines, handing refused ones to ``fallback`` in order."""
         while lines:
-            data = b"\n".join(lines)
+            data = joined(lines)
             try:
                 records = shape.decoder.decode_lines(data)
             except (msgspec.ValidationError, msgspec.DecodeError) as error:
-                lines = self._refusal(shape, lines, data, error, (rejected, general, fallback))
+                lines = self._refusal(shape, lines, error, (rejected, general, fallback))
                 continue
             if len(records) != len(lines):  # blank lines, which the general path skips
                 kept = [raw for raw in lines if raw.strip()]
@@ -197,7 +198,6 @@ class JsonBlocks:
         self,
         shape: BlockShape,
         lines: Lines,
-        data: bytes,
         error: Exception,
         sinks: tuple[Counter[str], GeneralPath, Fallback],
     ) -> Lines:

@@ -73,6 +73,11 @@ class LineFolding:
         if isinstance(parser, SyslogParser) and self._joined is not None:
             self._syslog = SyslogPoll(parser, self._joined, folder, bounds, mining, self._fold)
 
+    @property
+    def takes_line_blocks(self) -> bool:
+        """Whether blocks are best handed over as ``LineBlock`` objects (decoded as they lie)."""
+        return self._json is not None
+
     def feed(self, lines: Sequence[bytes]) -> None:
         """Parse and fold one block of lines (a record may wait for the next block)."""
         if self._json is not None:

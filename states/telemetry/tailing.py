@@ -10,10 +10,12 @@ at zero. A line still being written (no newline yet) is left for the next poll.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
+
+from states.telemetry.line_blocks import LineBlock, longest
 
 HEAD_BYTES = 64
 BLOCK = 1 << 20
@@ -75,13 +77,14 @@ def _find_rotated(path: Path, cursor: FileCursor) -> Path | None:
 
 
 def _line_blocks(
-    path: Path, offset: int, max_bytes: int, max_line: int, result: ReadResult
-) -> Generator[list[bytes], None, int]:
+    path: Path, offset: int, max_bytes: int, max_line: int, result: ReadResult, whole: bool
+) -> Generator[Sequence[bytes], None, int]:
     """Complete lines from ``offset``, a block at a time; returns the offset after the last one.
 
     At most ``max_bytes`` are read (but see ``_skip_long_line``). Reading a
     block at a time keeps memory small and warm: a block's lines are folded
     and freed before the next block is read into the memory they used.
+    ``whole``: each block's lines as a ``LineBlock``, else as a list.
     """
     with path.open("rb") as handle:
         handle.seek(offset)
@@ -93,8 +96,14 @@ def _line_blocks(
                 pending.append(block)
                 continue
             data = b"".join((*pending, block)) if pending else block
-            lines = data.split(b"\n")
-            rest = lines.pop()  # what follows the last newline: empty, or a line being written
+            if whole:
+                last = data.rfind(b"\n")
+                lines: Sequence[bytes] = LineBlock.of(data, last)
+                rest = data[last + 1 :]
+            else:
+                split = data.split(b"\n")
+                rest = split.pop()  # what follows the last newline: empty, or a line being written
+                lines = split
             pending = [rest] if rest else []
             consumed += len(data) - len(rest)
             result.bytes_read += len(data) - len(rest)
@@ -105,9 +114,9 @@ def _line_blocks(
         return consumed  # a line still being written stays for the next poll
 
 
-def _within_limit(lines: list[bytes], max_line: int, result: ReadResult) -> list[bytes]:
+def _within_limit(lines: Sequence[bytes], max_line: int, result: ReadResult) -> Sequence[bytes]:
     """The lines no longer than ``max_line``; the others are counted as too long."""
-    if max(map(len, lines)) <= max_line:
+    if longest(lines) <= max_line:
         return lines
     kept = [line for line in lines if len(line) <= max_line]
     result.too_long += len(lines) - len(kept)
@@ -130,22 +139,31 @@ def _skip_long_line(handle: BinaryIO, offset: int, seen: int, result: ReadResult
 class NewLines:
     """The complete lines added to a file since its cursor, a block (about 1 MiB) at a time.
 
-    Iterating yields lists of lines; ``result`` (the cursor after the last
-    complete line, the bytes read, the lines too long) is final once the
-    iteration has ended. ``lines`` of the result stays empty.
+    Iterating yields lists of lines (``whole``: ``line_blocks.LineBlock``
+    objects, the same lines as they lie in the block read, unless one is too
+    long); ``result`` (the cursor after the last complete line, the bytes
+    read, the lines too long) is final once the iteration has ended.
+    ``lines`` of the result stays empty.
     """
 
     def __init__(
-        self, path: Path, cursor: FileCursor | None, *, max_bytes: int, max_line: int
+        self,
+        path: Path,
+        cursor: FileCursor | None,
+        *,
+        max_bytes: int,
+        max_line: int,
+        whole: bool = False,
     ) -> None:
         self.path = path
         self.result = ReadResult(cursor=cursor or FileCursor(path=str(path)))
         self._max_bytes = max_bytes
         self._max_line = max_line
+        self._whole = whole
 
-    def __iter__(self) -> Iterator[list[bytes]]:
+    def __iter__(self) -> Iterator[Sequence[bytes]]:
         path, result, cursor = self.path, self.result, self.result.cursor
-        limits = (self._max_bytes, self._max_line, result)
+        limits = (self._max_bytes, self._max_line, result, self._whole)
         st = path.stat()
         same_file = (st.st_dev, st.st_ino) == (cursor.device, cursor.inode)
         if same_file and cursor.offset and not _head(path).startswith(cursor.head):

@@ -1,0 +1,87 @@
+"""A block of complete lines kept as the bytes they were read in, split only if asked to.
+
+Reading a file a block (about 1 MiB) at a time, splitting the block into
+lines, and joining 512 of them again for ``msgspec``'s ``decode_lines``
+costs three passes over the lines (split, longest line, join) before the
+first value is decoded. The typed block decoder (``json_blocks``) needs
+none of them: it decodes the lines as they lie in the block. So for it the
+reader (``tailing.NewLines`` with ``whole=True``) hands over a ``LineBlock``:
+the block's bytes and where each line starts and ends, found by one numpy
+comparison over the bytes. It is a ``Sequence[bytes]`` of exactly the lines
+``bytes.split`` gives, so every other path (a refused line, a batch, the
+general parser) reads it as it read the list; ``joined`` is the lines with
+their newlines, as one view of the block, and ``longest`` the longest line's
+length, without making a line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
+
+import numpy as np
+
+_NEWLINE = 10
+Offsets = np.ndarray[Any, np.dtype[np.intp]]
+
+
+class LineBlock(Sequence[bytes]):
+    """Lines that lie one after the other in one bytes object, each ended by a newline."""
+
+    __slots__ = ("_data", "_ends", "_starts")
+
+    def __init__(self, data: bytes, starts: Offsets, ends: Offsets) -> None:
+        self._data, self._starts, self._ends = data, starts, ends
+
+    @classmethod
+    def of(cls, data: bytes, end: int) -> LineBlock:
+        """The lines of ``data[:end]``, where ``data[end]`` is a newline: those of
+        ``data[:end].split(b"\\n")``."""
+        codes = np.frombuffer(data, dtype=np.uint8, count=end + 1)
+        ends = np.flatnonzero(codes == _NEWLINE)
+        starts = np.empty_like(ends)
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+        return cls(data, starts, ends)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, at: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, at: slice) -> Sequence[bytes]: ...
+
+    def __getitem__(self, at: int | slice) -> bytes | Sequence[bytes]:
+        if isinstance(at, slice):
+            start, stop, step = at.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return LineBlock(self._data, self._starts[start:stop], self._ends[start:stop])
+        return self._data[self._starts[at] : self._ends[at]]
+
+    def __iter__(self) -> Iterator[bytes]:
+        if not len(self):
+            return iter(())
+        return iter(self._data[self._starts[0] : self._ends[-1]].split(b"\n"))
+
+    def joined(self) -> memoryview:
+        """The lines joined by newlines (``b"\\n".join`` of them), as a view of the block."""
+        if not len(self):
+            return memoryview(b"")
+        return memoryview(self._data)[self._starts[0] : self._ends[-1]]
+
+    def longest(self) -> int:
+        """The length of the longest line (0 for no line)."""
+        return int((self._ends - self._starts).max()) if len(self) else 0
+
+
+def joined(lines: Sequence[bytes]) -> bytes | memoryview:
+    """``lines`` joined by newlines: a view of a ``LineBlock``'s bytes, else joined anew."""
+    return lines.joined() if isinstance(lines, LineBlock) else b"\n".join(lines)
+
+
+def longest(lines: Sequence[bytes]) -> int:
+    """The length of the longest of ``lines`` (at least one)."""
+    return lines.longest() if isinstance(lines, LineBlock) else max(map(len, lines))
