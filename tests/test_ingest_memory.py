@@ -12,8 +12,10 @@ known lines, no latencies read back) and stays bounded.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
+import weakref
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -318,6 +320,24 @@ def test_what_an_unfinished_poll_grouped_is_dropped_when_the_next_begins() -> No
     assert {k: comparable(p) for k, p in folder.partials().items()} == {
         k: reference(p) for k, p in parts.items()
     }
+
+
+def test_a_finished_poll_is_freed_as_soon_as_it_is_dropped_without_the_collector() -> None:
+    spec = FormatSpec()
+    folder = WindowFolder(60.0)
+    folding = line_folding.LineFolding(spec, make_parser(spec), folder, BOUNDS, None)
+    folding.feed(lines_at(1200, 0, seed=43, level="error"))  # some through the general path
+    folding.feed(lines_at(1200, 0, seed=44))
+    folding.finish()
+    gone: list[weakref.ref[Any]] = [weakref.ref(folder), weakref.ref(folding)]
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        del folder, folding
+        assert [ref() for ref in gone] == [None, None]
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def test_kept_shapes_stay_bounded_and_spent_ones_are_built_afresh(
