@@ -356,8 +356,7 @@ class JsonColumns:
                     shape, cat, self._default_level, mine_severe=self._mine_severe
                 )
             if part is None:
-                del lists[cat]
-                for j in _positions(cats, cat):
+                for j in _positions(cats, cat, len(lists.pop(cat))):
                     flags[j if rows is None else rows[j]] = GENERAL
 
     def _settle_rejections(self, shape: Shape, cats: list[Category], flags: dict[int, str]) -> None:
@@ -386,14 +385,13 @@ def _same_keys(shape: Shape, docs: list[dict[str, Any]]) -> bool:
     return True
 
 
-def _positions(items: Sequence[Category], item: Category) -> list[int]:
-    """Every index of ``item`` in ``items`` (``index`` scans in C)."""
+def _positions(items: Sequence[Category], item: Category, count: int) -> list[int]:
+    """The indices of the ``count`` occurrences of ``item`` in ``items`` (``index`` scans in C,
+    and no further than the last one)."""
     found: list[int] = []
     start = 0
-    while True:
-        try:
-            start = items.index(item, start)
-        except ValueError:
-            return found
+    for _ in range(count):
+        start = items.index(item, start)
         found.append(start)
         start += 1
+    return found
