@@ -118,6 +118,46 @@ DEFAULT_MASKS: Final[tuple[MaskRule, ...]] = (
 )
 
 
+_HEX_CHARS: Final = "0123456789abcdefABCDEF"
+_UUID_DASHES: Final = (8, 13, 18, 23)
+
+
+def mask_hex_tokens(message: str) -> str | None:
+    """The message with its hex and UUID words already masked as ``DEFAULT_MASKS`` mask them,
+    or None when it has none (or a Windows path, see below).
+
+    A hex word here is a space-delimited word of six or more hex digits with at
+    least one digit and one letter (``3fa2b1c0d9e8``); a UUID word is a whole
+    space-delimited UUID. Under the default rules such a word always ends up
+    whole as ``<NUM>`` (``<UUID>``), and masking the rest of the message does
+    not depend on it, so ``mask_message(mask_hex_tokens(m))`` equals
+    ``mask_message(m)``: the rules before NUM (UUID) that could touch the word
+    need a character it lacks (``-`` ``:`` ``/`` ``.``, a unit or ``bytes``,
+    all letters past ``f``), no rule's match reaches across the spaces around
+    it, and NUM's (UUID's) pattern matches exactly the word between them. The
+    one rule that reaches across spaces, a Windows path (``C:\\Program Files\\x``),
+    could swallow it, so a message with ``:\\`` is left alone.
+
+    Why: a hex value's letters make its message a digit shape of its own
+    (``TemplateMiner._masked``), so each such message was masked in full;
+    with the words masked first, the messages of one event share a shape.
+    """
+    if ":\\" in message:
+        return None
+    words = message.split(" ")
+    masked = False
+    for at, word in enumerate(words):
+        size = len(word)
+        if size < 6:
+            continue
+        if size == 36 and all(word[i] == "-" for i in _UUID_DASHES):
+            if not word.replace("-", "", 4).strip(_HEX_CHARS):
+                words[at], masked = "<UUID>", True
+        elif not word.strip(_HEX_CHARS) and not word.isdigit() and not word.isalpha():
+            words[at], masked = "<NUM>", True
+    return " ".join(words) if masked else None
+
+
 CompiledRule = tuple[re.Pattern[str], str, tuple[tuple[str, ...], ...], bool]
 
 
