@@ -119,7 +119,6 @@ DEFAULT_MASKS: Final[tuple[MaskRule, ...]] = (
 
 
 _HEX_CHARS: Final = "0123456789abcdefABCDEF"
-_UUID_DASHES: Final = (8, 13, 18, 23)
 
 
 def mask_hex_tokens(message: str) -> str | None:
@@ -150,7 +149,7 @@ def mask_hex_tokens(message: str) -> str | None:
         size = len(word)
         if size < 6:
             continue
-        if size == 36 and all(word[i] == "-" for i in _UUID_DASHES):
+        if size == 36 and word[8] == word[13] == word[18] == word[23] == "-":
             if not word.replace("-", "", 4).strip(_HEX_CHARS):
                 words[at], masked = "<UUID>", True
         elif not word.strip(_HEX_CHARS) and not word.isdigit() and not word.isalpha():
