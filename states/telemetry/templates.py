@@ -127,12 +127,14 @@ class TemplateMiner:
         The same learning as ``add``, without the per-window count or the
         template text: the caller counts per window itself.
         """
-        cluster = self._by_message.get(message)  # _learn's remembered answers, without a call
-        if cluster is None and self._by_shape_on:
+        cluster = None  # _learn's remembered answers, without a call; the shape first (it
+        if self._by_shape_on:  # answers most messages), then the message
             masked = self._by_shape.get(
                 message.encode("utf-8", "surrogatepass").translate(_DIGIT_SHAPE)
             )
             cluster = None if masked is None else self._by_masked.get(masked)
+        if cluster is None:
+            cluster = self._by_message.get(message)
         if cluster is not None:
             cluster.size += 1
             return cluster.cluster_id, False
