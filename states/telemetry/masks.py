@@ -118,7 +118,14 @@ DEFAULT_MASKS: Final[tuple[MaskRule, ...]] = (
 )
 
 
-_HEX_CHARS: Final = "0123456789abcdefABCDEF"
+# A hex or UUID word starting after a space (or at the start): its first character is matched
+# before the lookbehind, so the search skips in C every character that cannot start one (a
+# leading lookbehind would be tried at every position).
+_HEX_WORD: Final = re.compile(
+    r"[0-9a-fA-F](?<![^ ].)"
+    r"(?:[0-9a-fA-F]{7}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9a-fA-F]{5,})(?![^ ])"
+)
 
 
 def mask_hex_tokens(message: str) -> str | None:
@@ -143,18 +150,17 @@ def mask_hex_tokens(message: str) -> str | None:
     """
     if ":\\" in message:
         return None
-    words = message.split(" ")
-    masked = False
-    for at, word in enumerate(words):
-        size = len(word)
-        if size < 6:
-            continue
-        if size == 36 and word[8] == word[13] == word[18] == word[23] == "-":
-            if not word.replace("-", "", 4).strip(_HEX_CHARS):
-                words[at], masked = "<UUID>", True
-        elif not word.strip(_HEX_CHARS) and not word.isdigit() and not word.isalpha():
-            words[at], masked = "<NUM>", True
-    return " ".join(words) if masked else None
+    masked = _HEX_WORD.sub(_hex_word_mask, message)
+    return None if masked == message else masked
+
+
+def _hex_word_mask(word: re.Match[str]) -> str:
+    """What the default rules make of a whole hex or UUID word (a word of digits or of letters
+    only is left to them: it is no hex value to NUM)."""
+    text = word.group()
+    if "-" in text:
+        return "<UUID>"
+    return text if text.isdigit() or text.isalpha() else "<NUM>"
 
 
 CompiledRule = tuple[re.Pattern[str], str, tuple[tuple[str, ...], ...], bool]
