@@ -26,8 +26,14 @@ from hypothesis import strategies as st
 from benchmarks.json_logs import EVENTS
 from benchmarks.loghub import read_structured
 from states.settings import Settings
-from states.telemetry import ingest
-from states.telemetry.masks import DEFAULT_MASKS, compile_masks, mask_message
+from states.telemetry import ingest, templates
+from states.telemetry.masks import (
+    DEFAULT_MASKS,
+    CompiledMasks,
+    compile_masks,
+    mask_hex_tokens,
+    mask_message,
+)
 from states.telemetry.templates import CACHE_LIMIT, MiningSettings, TemplateMiner, new_drain
 from states.telemetry.window_templates import OTHER, merge_counts, merge_new
 from storage import window_store
@@ -248,6 +254,100 @@ def test_masking_treats_the_digits_1_to_9_alike(message: str) -> None:
     # what lets the miner remember a masked text for every message of the same digit shape
     assert all(rule.digit_blind for rule in DEFAULT_MASKS)
     assert digit_shape(mask_message(message, MASKS)) == mask_message(digit_shape(message), MASKS)
+
+
+_HEX_DIGITS = st.text("0123456789abcdefABCDEF", min_size=4, max_size=14)
+_UUIDS = st.tuples(
+    *(st.text("0123456789abcdefABCDEF", min_size=k, max_size=k) for k in (8, 4, 4, 4, 12))
+)
+# Words chosen to sit next to hex words and tempt every rule: units, sizes, paths (Windows ones
+# with spaces), times, addresses, signs and the characters the rules look around for.
+_NEIGHBOURS = st.sampled_from(
+    [
+        "ms",
+        "sec",
+        "seconds",
+        "min",
+        "hour",
+        "bytes",
+        "(18.4",
+        "KB)",
+        "B",
+        "b",
+        "e",
+        "C:\\dir",
+        "/var/lib/x",
+        "2024-01-01",
+        "10:00:00",
+        "+0100",
+        "10.0.0.1:80",
+        "db-1.internal:5432",
+        "http://a.b/c",
+        "x=",
+        "id#",
+        "0x1f",
+        "%",
+        "12",
+        "-1",
+        "1.5",
+        "<",
+        ">",
+        ".",
+        "-",
+        ":",
+        "_",
+        "<NUM>",
+        "T",
+        "a.b",
+        "",
+    ]
+)
+_WORD = st.one_of(
+    _HEX_DIGITS,
+    _UUIDS.map("-".join),
+    st.tuples(_NEIGHBOURS, _HEX_DIGITS).map("".join),
+    st.tuples(_HEX_DIGITS, _NEIGHBOURS).map("".join),
+    _NEIGHBOURS,
+)
+_WORDY = st.lists(st.tuples(_WORD, st.sampled_from([" ", " ", "\t", ""])), max_size=10).map(
+    lambda words: "".join(word + gap for word, gap in words)
+)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(message=_WORDY)
+def test_hex_and_uuid_words_masked_first_change_no_mask(message: str) -> None:
+    words = mask_hex_tokens(message)
+    assert words is None or mask_message(words, MASKS) == mask_message(message, MASKS)
+
+
+def test_hex_and_uuid_words_are_masked_only_when_whole_and_space_delimited() -> None:
+    uuid = "3fa2b1c0-d9e8-4abc-8def-0123456789ab"
+    assert mask_hex_tokens(f"Payment {uuid} declined") == "Payment <UUID> declined"
+    assert mask_hex_tokens("Session 3fa2b1c0d9e8 expired") == "Session <NUM> expired"
+    for untouched in (
+        "hash deadbeef abcdef 123456 3fa2b",  # no digit, no letter, too short
+        f"Payment {uuid}: declined",  # not delimited by spaces
+        "at C:\\Program Files\\app 3fa2b1c0d9e8",  # a Windows path may reach across spaces
+    ):
+        assert mask_hex_tokens(untouched) is None
+
+
+def test_a_new_hex_value_is_answered_by_the_shape_of_its_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    masked: list[str] = []
+
+    def counted(message: str, rules: CompiledMasks) -> str:
+        masked.append(message)
+        return mask_message(message, rules)
+
+    monkeypatch.setattr(templates, "mask_message", counted)
+    miner = TemplateMiner()
+    first = miner.assign("Session 3fa2b1c0d9e8 expired after 1200 seconds")
+    again = miner.assign("Session 9c0e7d2a41ff expired after 3400 seconds")
+    assert again == (first[0], False)
+    assert masked == ["Session <NUM> expired after 1200 seconds"]  # masked once, for the first
 
 
 def test_messages_of_one_digit_shape_share_a_mask_only_when_no_digit_survives() -> None:

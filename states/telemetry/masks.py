@@ -118,6 +118,51 @@ DEFAULT_MASKS: Final[tuple[MaskRule, ...]] = (
 )
 
 
+# A hex or UUID word starting after a space (or at the start): its first character is matched
+# before the lookbehind, so the search skips in C every character that cannot start one (a
+# leading lookbehind would be tried at every position).
+_HEX_WORD: Final = re.compile(
+    r"[0-9a-fA-F](?<![^ ].)"
+    r"(?:[0-9a-fA-F]{7}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9a-fA-F]{5,})(?![^ ])"
+)
+
+
+def mask_hex_tokens(message: str) -> str | None:
+    """The message with its hex and UUID words already masked as ``DEFAULT_MASKS`` mask them,
+    or None when it has none (or a Windows path, see below).
+
+    A hex word here is a space-delimited word of six or more hex digits with at
+    least one digit and one letter (``3fa2b1c0d9e8``); a UUID word is a whole
+    space-delimited UUID. Under the default rules such a word always ends up
+    whole as ``<NUM>`` (``<UUID>``), and masking the rest of the message does
+    not depend on it, so ``mask_message(mask_hex_tokens(m))`` equals
+    ``mask_message(m)``: the rules before NUM (UUID) that could touch the word
+    need a character it lacks (``-`` ``:`` ``/`` ``.``, a unit or ``bytes``,
+    all letters past ``f``), no rule's match reaches across the spaces around
+    it, and NUM's (UUID's) pattern matches exactly the word between them. The
+    one rule that reaches across spaces, a Windows path (``C:\\Program Files\\x``),
+    could swallow it, so a message with ``:\\`` is left alone.
+
+    Why: a hex value's letters make its message a digit shape of its own
+    (``TemplateMiner._masked``), so each such message was masked in full;
+    with the words masked first, the messages of one event share a shape.
+    """
+    if ":\\" in message:
+        return None
+    masked = _HEX_WORD.sub(_hex_word_mask, message)
+    return None if masked == message else masked
+
+
+def _hex_word_mask(word: re.Match[str]) -> str:
+    """What the default rules make of a whole hex or UUID word (a word of digits or of letters
+    only is left to them: it is no hex value to NUM)."""
+    text = word.group()
+    if "-" in text:
+        return "<UUID>"
+    return text if text.isdigit() or text.isalpha() else "<NUM>"
+
+
 CompiledRule = tuple[re.Pattern[str], str, tuple[tuple[str, ...], ...], bool]
 
 

@@ -37,6 +37,7 @@ from states.telemetry.syslog import NIL, SyslogParser, severity_level
 from states.telemetry.window_templates import SourceTemplates
 
 FoldResult = Callable[[Record | Rejection], None]
+Severity = tuple[str, str, int]  # level, level noted for a new template, errors to count
 
 _ISO_3164: Final = re.compile(
     r"<(\d{1,3})>(\d{4}-\d{2}-\d{2}T\S+) (\S+) ([^:\[\s]+)(?:\[[^\]]*\])?: ?(.*)"
@@ -65,7 +66,7 @@ class SyslogPoll:
             text, ("iso8601",), zone
         )
         self._seconds = SecondWindows(self._timestamp, folder.window_s, bounds)
-        self._levels: dict[str, str | None] = {}
+        self._levels: dict[str, Severity] = {}  # by priority text, once valid
 
     def feed(self, lines: Sequence[bytes]) -> None:
         """Fold one block of lines; the last one waits in the joiner for what follows it."""
@@ -111,8 +112,8 @@ class SyslogPoll:
                 general(head)
                 continue
             pri, stamp, host, app, message = match.groups()
-            level = levels.get(pri) if pri in levels else self._level(pri)
-            if level is None or (app == NIL and default_component is None):
+            severity = levels.get(pri) or self._severity(pri)
+            if severity is None or (app == NIL and default_component is None):
                 general(head)
                 continue
             head_, dot, rest = stamp.partition(".")
@@ -130,16 +131,14 @@ class SyslogPoll:
                     general(head)
                     continue
                 if when > latest or when < oldest:
-                    self._fold_result(self._record(when, app, host, level, message))
+                    self._fold_result(self._record(when, app, host, severity[0], message))
                     continue
                 bucket = math.floor(when.timestamp() / folder.window_s)
             hit = (
-                None
-                if mining is None or not message
-                else mining.hit_message(message, "error" if level in ERROR_LEVELS else level)
+                None if mining is None or not message else mining.hit_message(message, severity[1])
             )
             if hit is not None and hit.is_new:  # rare: the folder keeps it in its window's extras
-                record = self._record(self._timestamp(stamp), app, host, level, message)
+                record = self._record(self._timestamp(stamp), app, host, severity[0], message)
                 folder.add_record(record, hit)
                 continue
             component = app if app != NIL else (default_component or "")
@@ -148,8 +147,7 @@ class SyslogPoll:
             if tally is None:
                 tally = tallies[key] = Tally()
             tally.count += 1
-            if level in ERROR_LEVELS:
-                tally.errors += 1
+            tally.errors += severity[2]
             if hit is not None:
                 counts = tally.templates
                 if counts is None:
@@ -158,13 +156,15 @@ class SyslogPoll:
             folded += 1
         folder.records += folded
 
-    def _level(self, pri: str) -> str | None:
+    def _severity(self, pri: str) -> Severity | None:
+        """A priority's level, the level a new template notes, and 1 for an error (else 0)."""
         try:
-            level: str | None = severity_level(pri)
+            level = severity_level(pri)
         except FieldError:
-            level = None
-        self._levels[pri] = level
-        return level
+            return None  # not remembered: the general path rejects the line
+        error = level in ERROR_LEVELS
+        severity = self._levels[pri] = (level, "error" if error else level, int(error))
+        return severity
 
     def _record(self, when: datetime, app: str, host: str, level: str, message: str) -> Record:
         component = self._parser.rules.component if app == NIL else app

@@ -20,6 +20,10 @@ Speed, without changing a single assignment:
   skips masking and the tree search, and gets the answer drain would give.
   (Not with ``max_templates``: drain's least-recently-used eviction depends on
   every lookup, so that setting always searches.)
+- The masked text is remembered by the message's digit shape (``_masked``);
+  with the default masks, a message whose shape is new has its hex and UUID
+  words masked first (``masks.mask_hex_tokens``), so an event that logs a
+  new id each time still has one shape.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from states.telemetry.masks import (
     DEFAULT_MASKS,
     MaskRule,
     compile_masks,
+    mask_hex_tokens,
     mask_message,
 )
 
@@ -106,6 +111,7 @@ class TemplateMiner:
         self._by_masked: dict[str, LogCluster] = {}
         self._by_shape: dict[bytes, str] = {}  # masked text by digit shape (see _masked)
         self._by_shape_on = all(rule.digit_blind for rule in self.settings.masks)
+        self._hex_words_on = self.settings.masks == DEFAULT_MASKS  # see mask_hex_tokens
 
     def add(self, message: str) -> TemplateMatch:
         """Mask and cluster one message, counting it in the current window."""
@@ -125,6 +131,17 @@ class TemplateMiner:
         The same learning as ``add``, without the per-window count or the
         template text: the caller counts per window itself.
         """
+        cluster = None  # _learn's remembered answers, without a call; the shape first (it
+        if self._by_shape_on:  # answers most messages), then the message
+            masked = self._by_shape.get(
+                message.encode("utf-8", "surrogatepass").translate(_DIGIT_SHAPE)
+            )
+            cluster = None if masked is None else self._by_masked.get(masked)
+        if cluster is None:
+            cluster = self._by_message.get(message)
+        if cluster is not None:
+            cluster.size += 1
+            return cluster.cluster_id, False
         cluster, change = self._learn(message)
         return int(cluster.cluster_id), change == "cluster_created"
 
@@ -158,11 +175,20 @@ class TemplateMiner:
         holds no digit 1-9, every message of the same shape masks to exactly
         mask(m) (its own mask has the same shape, which holds no 1-9 digit, so
         is itself), and the answer can be remembered for the shape.
+
+        A hex or UUID value's letters give its message a shape of its own; so
+        a message whose shape is not remembered has those words masked first
+        (``mask_hex_tokens``, exact for the default rules) and is looked up
+        again by the shape of what remains.
         """
         if not self._by_shape_on:
             return mask_message(message, self._masks)
         shape = message.encode("utf-8", "surrogatepass").translate(_DIGIT_SHAPE)
         masked = self._by_shape.get(shape)
+        if masked is None and self._hex_words_on and (words := mask_hex_tokens(message)):
+            message = words  # masks to the same text, and its shape is shared by more messages
+            shape = message.encode("utf-8", "surrogatepass").translate(_DIGIT_SHAPE)
+            masked = self._by_shape.get(shape)
         if masked is None:
             masked = mask_message(message, self._masks)
             if _NONZERO_DIGIT.search(masked) is None and len(shape) <= CACHED_LENGTH:
