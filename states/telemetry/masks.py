@@ -137,9 +137,10 @@ def mask_hex_tokens(message: str) -> str | None:
     space-delimited UUID. Under the default rules such a word always ends up
     whole as ``<NUM>`` (``<UUID>``), and masking the rest of the message does
     not depend on it, so ``mask_message(mask_hex_tokens(m))`` equals
-    ``mask_message(m)``: the rules before NUM (UUID) that could touch the word
-    need a character it lacks (``-`` ``:`` ``/`` ``.``, a unit or ``bytes``,
-    all letters past ``f``), no rule's match reaches across the spaces around
+    ``mask_message(m)``: no rule before NUM (UUID) can match inside such a
+    word (each needs a character it lacks: ``:``, ``/``, ``.``, a letter past
+    ``f`` as in a unit or ``bytes``; a timestamp needs groups of other
+    lengths than a UUID's), no rule's match reaches across the spaces around
     it, and NUM's (UUID's) pattern matches exactly the word between them. The
     one rule that reaches across spaces, a Windows path (``C:\\Program Files\\x``),
     could swallow it, so a message with ``:\\`` is left alone.

@@ -52,6 +52,11 @@ _NONZERO_DIGIT = re.compile(r"[1-9]")
 _DIGIT_SHAPE: Final = bytes.maketrans(b"23456789", b"11111111")
 
 
+def digit_shape(text: str) -> bytes:
+    """The text's UTF-8 bytes with the digits 2-9 read as 1 (see ``TemplateMiner._masked``)."""
+    return text.encode("utf-8", "surrogatepass").translate(_DIGIT_SHAPE)
+
+
 @dataclass(frozen=True, slots=True)
 class MiningSettings:
     """How messages are masked and how eagerly Drain merges them.
@@ -132,7 +137,7 @@ class TemplateMiner:
         template text: the caller counts per window itself.
         """
         cluster = None  # _learn's remembered answers, without a call; the shape first (it
-        if self._by_shape_on:  # answers most messages), then the message
+        if self._by_shape_on:  # answers most messages; digit_shape inline), then the message
             masked = self._by_shape.get(
                 message.encode("utf-8", "surrogatepass").translate(_DIGIT_SHAPE)
             )
@@ -183,11 +188,11 @@ class TemplateMiner:
         """
         if not self._by_shape_on:
             return mask_message(message, self._masks)
-        shape = message.encode("utf-8", "surrogatepass").translate(_DIGIT_SHAPE)
+        shape = digit_shape(message)
         masked = self._by_shape.get(shape)
         if masked is None and self._hex_words_on and (words := mask_hex_tokens(message)):
             message = words  # masks to the same text, and its shape is shared by more messages
-            shape = message.encode("utf-8", "surrogatepass").translate(_DIGIT_SHAPE)
+            shape = digit_shape(message)
             masked = self._by_shape.get(shape)
         if masked is None:
             masked = mask_message(message, self._masks)
