@@ -34,7 +34,10 @@ Beside them, on the same data in the same run:
   message). The end-to-end syslog run is compared with both.
 
 Every figure is the median of several repeats (fresh data directory each
-time). The machine is shared and noisy, so CPU time (``process_time``) is
+time). Each repeat runs the end-to-end ingest and then, back to back, each
+floor it is compared with, so a pair of figures shares the machine's load of
+the moment; each ratio is given as the ratio of the medians and as the median
+of the pairs' ratios (``_pairwise``). The machine is shared and noisy, so CPU time (``process_time``) is
 reported next to wall time, and "lines/s per core" is lines per CPU-second:
 ingestion runs on one thread. Results go to ``benchmarks/results/ingest.json``.
 
@@ -298,7 +301,7 @@ def _median_row(
         "wall_s": round(wall, 6),
         "cpu_s": round(cpu, 6),
         "wall_all_s": [round(r[0], 3) for r in runs],
-        "cpu_all_s": [round(r[1], 3) for r in runs],
+        "cpu_all_s": [round(r[1], 6) for r in runs],
         "lines_per_s": round(lines / wall) if wall else None,
         "lines_per_cpu_s": round(lines / cpu) if cpu else None,
         "us_per_line_cpu": round(cpu / lines * 1e6, 3) if lines else None,
@@ -307,65 +310,78 @@ def _median_row(
 
 
 def measure_format(kind: str, n: int, repeats: int, workdir: Path) -> list[dict[str, Any]]:
-    """The end-to-end row of one format and the floors that apply to it."""
+    """The end-to-end row of one format and the floors that apply to it.
+
+    Each repeat runs the end-to-end ingest and then each floor that is
+    compared with it, so a pair of figures shares the machine's load of the
+    moment (``ratios`` also gives the median of the pairs' ratios).
+    """
     now = datetime.now(UTC).replace(microsecond=0)
     log = workdir / f"{kind}.log"
     size = write_log(log, kind, n, now)
-    rows: list[dict[str, Any]] = []
     defaults = settings_for(workdir, kind, log).telemetry
-    runs: list[tuple[float, float]] = []
-    counts: dict[str, Any] = {}
+    paired = _paired_work(kind, log, now)
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in paired}
+    results: dict[str, Any] = {}
     for _ in range(repeats):
-        wall, cpu, counts = end_to_end(kind, log, now)
-        runs.append((wall, cpu))
-    rows.append(_median_row(f"{kind}: end to end", n, runs, bytes=size, stored=counts))
-    if kind == "json":
-        off: list[tuple[float, float]] = []
-        with operation_figures_off():
-            for _ in range(repeats):
-                wall, cpu, _ = end_to_end(kind, log, now)
-                off.append((wall, cpu))
-        rows.append(_median_row("json: end to end, operation figures off", n, off))
+        for name, work in paired.items():
+            wall, cpu, results[name] = work()
+            runs[name].append((wall, cpu))
+    counts = results.pop(f"{kind}: end to end")
+    rows = [
+        _median_row(
+            f"{kind}: end to end", n, runs.pop(f"{kind}: end to end"), bytes=size, stored=counts
+        )
+    ]
     read_runs = [
         timed(lambda: read_floor(log, defaults.max_bytes_per_poll, defaults.max_line_bytes))[:2]
         for _ in range(repeats)
     ]
     rows.append(_median_row(f"{kind}: read file alone", n, read_runs))
+    for name, name_runs in runs.items():
+        extra = {"templates": results[name]} if "drain3" in name else {}
+        rows.append(_median_row(name, n, name_runs, **extra))
     if kind == "json":
         rows[0]["routes"] = route_shares(log, now)
         mixed = workdir / "json-mixed.log"
         write_mixed_log(mixed, n, now)
         rows[0]["routes_mixed"] = route_shares(mixed, now)
         mixed.unlink()
-        lines = log.read_bytes().splitlines()
-        rows.append(
-            _median_row(
-                "json: orjson.loads alone",
-                n,
-                [timed(lambda: orjson_floor(lines))[:2] for _ in range(repeats)],
-            )
-        )
-        del lines
-    if kind == "syslog":
-        messages = syslog_messages(log)
-        for masked in (False, True):
-            label = "with selfheal's masks" if masked else "default config"
-            drain_runs = []
-            templates = 0
-            for _ in range(repeats):
-                mine = functools.partial(drain3_floor, messages, masked)
-                wall, cpu, templates = timed(mine)
-                drain_runs.append((wall, cpu))
-            rows.append(
-                _median_row(f"syslog: drain3 alone, {label}", n, drain_runs, templates=templates)
-            )
-        del messages
     log.unlink()
     return rows
 
 
+Timed = tuple[float, float, Any]  # wall and CPU seconds, and what the work returned
+
+
+def _paired_work(kind: str, log: Path, now: datetime) -> dict[str, Callable[[], Timed]]:
+    """What one repeat runs, in order: the end-to-end ingest, then what it is compared with."""
+
+    def without_figures() -> Timed:
+        with operation_figures_off():
+            return end_to_end(kind, log, now)
+
+    work: dict[str, Callable[[], Timed]] = {
+        f"{kind}: end to end": functools.partial(end_to_end, kind, log, now)
+    }
+    if kind == "json":
+        lines = log.read_bytes().splitlines()
+        work["json: end to end, operation figures off"] = without_figures
+        work["json: orjson.loads alone"] = functools.partial(
+            timed, functools.partial(orjson_floor, lines)
+        )
+    if kind == "syslog":
+        messages = syslog_messages(log)
+        for masked, label in ((False, "default config"), (True, "with selfheal's masks")):
+            work[f"syslog: drain3 alone, {label}"] = functools.partial(
+                timed, functools.partial(drain3_floor, messages, masked)
+            )
+    return work
+
+
 def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """End-to-end CPU cost over the floors' (how many times slower than the floor)."""
+    """End-to-end CPU cost over the floors' (how many times slower than the floor): the
+    ratio of the medians, and (``_pairwise``) the median of each repeat's ratio."""
     by_name = {r["name"]: r for r in rows}
     found: dict[str, float] = {}
     pairs = {
@@ -386,6 +402,13 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
     for label, (top, floor) in pairs.items():
         if top in by_name and floor in by_name and by_name[floor]["cpu_s"]:
             found[label] = round(by_name[top]["cpu_s"] / by_name[floor]["cpu_s"], 2)
+            pairwise = [
+                t / f
+                for t, f in zip(by_name[top]["cpu_all_s"], by_name[floor]["cpu_all_s"], strict=True)
+                if f
+            ]
+            if pairwise:  # the repeats ran each pair back to back (measure_format)
+                found[f"{label}_pairwise"] = round(statistics.median(pairwise), 2)
     return found
 
 

@@ -361,12 +361,19 @@ def test_the_ingest_benchmark_accounts_for_every_line_and_writes_json(tmp_path: 
     assert "json: orjson.loads alone" in rows
     assert "syslog: drain3 alone, default config" in rows
     assert "json: end to end, operation figures off" in rows
-    assert set(results["cpu_ratios"]) == {
+    ratios = {
         "json_end_to_end_over_orjson",
         "json_end_to_end_over_operation_figures_off",
         "syslog_end_to_end_over_drain3_default",
         "syslog_end_to_end_over_drain3_masked",
     }
+    assert set(results["cpu_ratios"]) == ratios | {f"{name}_pairwise" for name in ratios}
+    for name in (
+        "json: end to end",
+        "json: orjson.loads alone",
+        "syslog: drain3 alone, default config",
+    ):
+        assert len(rows[name]["cpu_all_s"]) == 1  # one repeat: one pair
     out = tmp_path / "ingest.json"
     assert (
         bench.main(["--lines", "50", "--repeats", "1", "--formats", "nginx", "--out", str(out)])
