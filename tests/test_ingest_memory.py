@@ -17,6 +17,7 @@ import json
 import random
 import weakref
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -138,33 +139,32 @@ def close(at: datetime) -> Step:
     return step
 
 
+@contextmanager
+def counted_calls(module: Any, name: str, measure: Callable[..., int]) -> Iterator[list[int]]:
+    """``module.name`` still called, and ``measure`` of each call's arguments noted in order."""
+    counted: list[int] = []
+    real = getattr(module, name)
+
+    def counting(*args: Any) -> Any:
+        counted.append(measure(*args))
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, name, counting)
+        yield counted
+
+
 @pytest.fixture
 def latencies_read_back() -> Iterator[list[int]]:
     """How many windows' latencies closing read from the database, per close."""
-    counted: list[int] = []
-    real = window_store.window_latencies
-
-    def counting(session: Any, ids: Any) -> Any:
-        counted.append(len(ids))
-        return real(session, ids)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(window_store, "window_latencies", counting)
+    with counted_calls(window_store, "window_latencies", lambda session, ids: len(ids)) as counted:
         yield counted
 
 
 @pytest.fixture
 def decoders_built() -> Iterator[list[int]]:
     """How many block decoders were built (a new shape, key or literal value each)."""
-    built: list[int] = []
-    real = json_structs._decoder
-
-    def counting(keys: Any, types: Any) -> Any:
-        built.append(1)
-        return real(keys, types)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(json_structs, "_decoder", counting)
+    with counted_calls(json_structs, "_decoder", lambda keys, types: 1) as built:
         yield built
 
 
