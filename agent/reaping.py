@@ -19,7 +19,7 @@ import structlog
 from states.git import remove_worktree, worktrees_under
 from states.settings import Settings
 from states.validate.sandbox import reap_children
-from storage import repository as repo
+from storage import deployment_store
 from storage.artifacts import remove_stale_temporaries
 from storage.db import Database
 
@@ -38,7 +38,7 @@ def unconfirmed_intents(db: Database) -> list[dict[str, Any]]:
             "to_version": row.to_version,
             "intent_at": row.intent_at.isoformat(),
         }
-        for row in db.query(repo.unconfirmed_deploy_actions)
+        for row in db.query(deployment_store.unconfirmed_deploy_actions)
     ]
 
 

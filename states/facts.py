@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from states.detect.judgement import SEVERITY_ORDER
 from states.machine import Facts
 from states.settings import Settings
+from storage import deployment_store
 from storage import repository as repo
 from storage.repository import Session
 from storage.tables import AgentStateRow, AnomalyRow
@@ -46,7 +47,9 @@ def load_facts(session: Session, settings: Settings, state: AgentStateRow, now: 
     if state.cycle_id is None:
         return base
     cycle = repo.cycle(session, state.cycle_id)
-    deployed = any(a.status == "done" for a in repo.deploy_actions(session, cycle.id, "deploy"))
+    deployed = any(
+        a.status == "done" for a in deployment_store.deploy_actions(session, cycle.id, "deploy")
+    )
     return Facts(
         actionable=base.actionable,
         in_cooldown=base.in_cooldown,

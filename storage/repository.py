@@ -1,7 +1,8 @@
 """Repository functions: named reads and writes over the agent's own records.
 
-The machine, beats, cycles, artifacts, anomalies, patterns, operator commands
-and deployments live here; telemetry's cursors and windows in
+The machine, beats, cycles, artifacts, anomalies, patterns and operator
+commands live here; deployment's waves and actions in
+``storage.deployment_store``; telemetry's cursors and windows in
 ``storage.window_store``.
 
 Each function takes the session of the caller's transaction, so a phase can
@@ -24,10 +25,8 @@ from storage.tables import (
     BeatRunRow,
     CommandRow,
     CycleRow,
-    DeployActionRow,
     PatternRow,
     TransitionRow,
-    WaveRow,
 )
 
 __all__ = ["Session"]
@@ -189,6 +188,11 @@ def last_closed_cycle(session: Session, component: str | None = None) -> CycleRo
     return session.exec(stmt.order_by(col(CycleRow.closed_at).desc()).limit(1)).first()
 
 
+def summary_update(row: CycleRow, **fields: Any) -> None:
+    """Merge fields into a cycle's summary (a new dict, so the JSON column is marked dirty)."""
+    row.summary = {**row.summary, **fields}
+
+
 # --- artifacts -----------------------------------------------------------------
 
 
@@ -285,59 +289,3 @@ def queued_commands(session: Session) -> list[CommandRow]:
 def command(session: Session, command_id: int) -> CommandRow | None:
     """One command by id."""
     return session.get(CommandRow, command_id)
-
-
-# --- deployment ----------------------------------------------------------------
-
-
-def waves(session: Session, cycle_id: str) -> list[WaveRow]:
-    """A cycle's waves in order."""
-    stmt = select(WaveRow).where(WaveRow.cycle_id == cycle_id).order_by(col(WaveRow.index))
-    return list(session.exec(stmt))
-
-
-def deploy_actions(
-    session: Session, cycle_id: str, action: str | None = None
-) -> list[DeployActionRow]:
-    """A cycle's deploy (and rollback) records in the order they were written."""
-    stmt = select(DeployActionRow).where(DeployActionRow.cycle_id == cycle_id)
-    if action is not None:
-        stmt = stmt.where(DeployActionRow.action == action)
-    return list(session.exec(stmt.order_by(col(DeployActionRow.id))))
-
-
-def deploy_action(
-    session: Session, *, cycle_id: str, action: str, wave: int, target: str
-) -> DeployActionRow | None:
-    """The write-ahead record of one target in one wave, if written."""
-    stmt = select(DeployActionRow).where(
-        DeployActionRow.cycle_id == cycle_id,
-        DeployActionRow.action == action,
-        DeployActionRow.wave == wave,
-        DeployActionRow.target == target,
-    )
-    return session.exec(stmt).first()
-
-
-def agent_deployments(session: Session, since: datetime | None = None) -> list[DeployActionRow]:
-    """Deployments the agent itself confirmed, oldest first (change events for diagnosis)."""
-    stmt = select(DeployActionRow).where(DeployActionRow.status == "done")
-    if since is not None:
-        stmt = stmt.where(col(DeployActionRow.done_at) >= since)
-    return list(session.exec(stmt.order_by(col(DeployActionRow.id))))
-
-
-def summary_update(row: CycleRow, **fields: Any) -> None:
-    """Merge fields into a cycle's summary (a new dict, so the JSON column is marked dirty)."""
-    row.summary = {**row.summary, **fields}
-
-
-def unconfirmed_deploy_actions(session: Session) -> list[DeployActionRow]:
-    """Intents of open cycles whose change was never confirmed (a run died in between)."""
-    stmt = (
-        select(DeployActionRow)
-        .join(CycleRow, col(CycleRow.id) == col(DeployActionRow.cycle_id))
-        .where(DeployActionRow.status != "done", col(CycleRow.closed_at).is_(None))
-        .order_by(col(DeployActionRow.id))
-    )
-    return list(session.exec(stmt))

@@ -33,8 +33,8 @@ import pytest
 from agent import engine
 from states.progression import Runtime
 from states.settings import Settings
+from storage import deployment_store, timers
 from storage import repository as repo
-from storage import timers
 from storage.db import open_database
 from storage.tables import CycleRow
 from tests.support.clocks import SteppedClock
@@ -124,7 +124,7 @@ class Rollout:
         return self.rt.db.query(lambda s: repo.agent_state(s, self.clock.now())).state
 
     def wave_statuses(self) -> list[str]:
-        return [w.status for w in self.rt.db.query(lambda s: repo.waves(s, "c1"))]
+        return [w.status for w in self.rt.db.query(lambda s: deployment_store.waves(s, "c1"))]
 
     def tick(self) -> None:
         self.write_telemetry()

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
+from storage import deployment_store
 from storage import repository as repo
 from storage.db import open_database
 from storage.tables import CommandRow, CycleRow, PatternRow, TransitionRow
@@ -291,7 +292,7 @@ class TestApproval:
         db = open_database(approved.config.parent / "data" / "selfheal.db")
         try:
             cycle = db.query(lambda s: repo.cycle(s, CYCLE_ID))
-            actions = db.query(lambda s: repo.deploy_actions(s, CYCLE_ID, "deploy"))
+            actions = db.query(lambda s: deployment_store.deploy_actions(s, CYCLE_ID, "deploy"))
         finally:
             db.dispose()
         assert cycle.approved_by == "operator"

@@ -32,8 +32,8 @@ from agent.demo.workspace import DemoRepository, build_demo_repository, commit_r
 from agent.settings import load_settings
 from states.deploy.fleet_instances import stop_fleet
 from states.deploy.local_fleet import LocalFleet, LocalFleetSettings
+from storage import deployment_store, window_store
 from storage import repository as repo
-from storage import window_store
 from storage.db import Database, open_database
 
 TARGETS = ("web-1", "web-2", "web-3", "web-4")
@@ -175,7 +175,7 @@ class Progress:
 
         def read(session: Any) -> tuple[Any, list[Any], list[Any], Any]:
             state = repo.agent_state(session, now)
-            waves = repo.waves(session, state.cycle_id) if state.cycle_id else []
+            waves = deployment_store.waves(session, state.cycle_id) if state.cycle_id else []
             return (
                 state,
                 repo.recent_transitions(session, 8),

@@ -22,6 +22,7 @@ from states.deploy.wave_gate import (
     update_wave,
 )
 from states.registry import beat
+from storage import deployment_store
 from storage import repository as repo
 from storage.repository import Session
 from storage.tables import CycleRow, WaveRow
@@ -39,7 +40,7 @@ def plan(ctx: BeatContext) -> BeatResult:
     cycle = cycle_of(ctx)
     if not cycle.validated_version:
         raise PermanentError("no validated version to deploy")
-    existing = ctx.db.query(lambda s: repo.waves(s, cycle.id))
+    existing = ctx.db.query(lambda s: deployment_store.waves(s, cycle.id))
     if existing:
         return BeatResult(output={"waves": [w.targets for w in existing], "reused": True})
     deployer = ctx.deployer_factory()
@@ -77,7 +78,7 @@ def roll_out(ctx: BeatContext) -> BeatResult:
     """Apply waves in order; each bakes, then must pass its gate before the next starts."""
     cycle = cycle_of(ctx)
     deployer = ctx.deployer_factory()
-    waves = ctx.db.query(lambda s: repo.waves(s, cycle.id))
+    waves = ctx.db.query(lambda s: deployment_store.waves(s, cycle.id))
     for wave in waves:
         if wave.status == "passed":
             continue
@@ -130,7 +131,7 @@ def deployment_artifact(
     ctx: BeatContext, cycle: CycleRow, outcome: str, finals: dict[str, str | None]
 ) -> DeploymentArtifact:
     """deployment.json from the stored waves."""
-    waves = ctx.db.query(lambda s: repo.waves(s, cycle.id))
+    waves = ctx.db.query(lambda s: deployment_store.waves(s, cycle.id))
     return DeploymentArtifact(
         cycle_id=cycle.id,
         version=str(cycle.validated_version),

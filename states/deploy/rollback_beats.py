@@ -11,7 +11,7 @@ from states.context import BeatContext, BeatResult, PermanentError
 from states.deploy.beats import cycle_of, deployment_artifact
 from states.deploy.target_moves import move_target, record_intent
 from states.registry import beat
-from storage import repository as repo
+from storage import deployment_store
 
 
 @beat("deploy.revert_targets")
@@ -19,8 +19,8 @@ def revert_targets(ctx: BeatContext) -> BeatResult:
     """Return every target this cycle touched (or may have touched) to its previous version."""
     cycle = cycle_of(ctx)
     deployer = ctx.deployer_factory()
-    touched = ctx.db.query(lambda s: repo.deploy_actions(s, cycle.id, "deploy"))
-    waves = {w.index: w for w in ctx.db.query(lambda s: repo.waves(s, cycle.id))}
+    touched = ctx.db.query(lambda s: deployment_store.deploy_actions(s, cycle.id, "deploy"))
+    waves = {w.index: w for w in ctx.db.query(lambda s: deployment_store.waves(s, cycle.id))}
     reverted = []
     for action in touched:
         if action.from_version is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from states import failpoints
 from states.context import BeatContext, TemporaryError
 from states.deploy.deployers import Deployer, DeployError
-from storage import repository as repo
+from storage import deployment_store
 from storage.repository import Session
 from storage.tables import CycleRow, DeployActionRow, WaveRow
 
@@ -28,7 +28,7 @@ def record_intent(
     """The intent row of moving ``target`` in ``wave`` (written once; a resume finds it)."""
 
     def write(session: Session) -> DeployActionRow:
-        row = repo.deploy_action(
+        row = deployment_store.deploy_action(
             session, cycle_id=cycle.id, action=action, wave=wave.index, target=target
         )
         if row is None:
@@ -50,7 +50,7 @@ def record_intent(
 
 def _confirm(ctx: BeatContext, row: DeployActionRow) -> None:
     def mark(session: Session) -> None:
-        stored = repo.deploy_action(
+        stored = deployment_store.deploy_action(
             session, cycle_id=row.cycle_id, action=row.action, wave=row.wave, target=row.target
         )
         if stored is not None:

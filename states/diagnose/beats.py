@@ -25,8 +25,8 @@ from states.diagnose.culprits import commit_range
 from states.diagnose.slow_operations import shifted_operations
 from states.git import Commit, resolve
 from states.registry import beat
+from storage import deployment_store, window_store
 from storage import repository as repo
-from storage import window_store
 from storage.repository import Session
 from storage.tables import WindowRow
 
@@ -223,7 +223,7 @@ def collect_changes(ctx: BeatContext) -> BeatResult:
                 "target": d.target,
                 "at": d.done_at.isoformat(),
             }
-            for d in repo.agent_deployments(session, onset - timedelta(days=1))
+            for d in deployment_store.agent_deployments(session, onset - timedelta(days=1))
             if d.done_at is not None
         ]
         return found

@@ -40,6 +40,7 @@ from states.artifacts import DeploymentArtifact
 from states.deploy.rollout import plan_waves
 from states.failpoints import ENV_VAR
 from states.git import worktrees_under
+from storage import deployment_store
 from storage import repository as repo
 from storage.tables import CommandRow
 from tests.support.cli import override
@@ -297,7 +298,7 @@ def _read_back(
         wave_statuses=[w.status for w in waves(db, cycle_id)],
         deploy_actions=[
             (a.action, a.wave, a.target, a.status)
-            for a in db.query(lambda s: repo.deploy_actions(s, cycle_id))
+            for a in db.query(lambda s: deployment_store.deploy_actions(s, cycle_id))
         ],
         starts={t: [role(v) for v in vs] for t, vs in stage.starts_by_target().items()},
         fleet={t: role(v) for t, v in stage.fleet.running_versions().items()},

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from states.artifacts import ARTIFACT_MODELS
+from storage import deployment_store
 from storage import repository as repo
 from storage.db import Database
 from storage.tables import AgentStateRow, BeatRunRow, CycleRow, TransitionRow, WaveRow
@@ -46,7 +47,7 @@ def beat_runs(db: Database, cycle_id: str) -> list[BeatRunRow]:
 
 
 def waves(db: Database, cycle_id: str) -> list[WaveRow]:
-    return db.query(lambda s: repo.waves(s, cycle_id))
+    return db.query(lambda s: deployment_store.waves(s, cycle_id))
 
 
 def path_of(rows: list[TransitionRow]) -> list[tuple[str, str]]:
