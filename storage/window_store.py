@@ -10,13 +10,15 @@ stores its windows, cursors and miner state in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, text, update
 from sqlalchemy import select as select_columns
+from sqlalchemy.engine import Dialect
 from sqlmodel import Session, col, select
 
 from storage.tables import UNEVALUATED, CursorRow, TemplateStateRow, WindowRow
@@ -76,10 +78,51 @@ def windows_for_keys(
 
 
 def insert_windows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert new windows (column values by name) in one batched statement."""
+    """Insert new windows (column values by name, the same names in every row) in one batch.
+
+    The rows reach the driver as tuples, each value converted by its column
+    type's own bind processor (``_InsertPlan``): the text SQLAlchemy's
+    executemany stores, without its per-row, per-parameter bookkeeping, which
+    cost about a sixth of inserting a large poll's windows.
+    """
     if not rows:
         return
-    session.exec(insert(WindowRow.__table__), params=list(rows))  # type: ignore[attr-defined]
+    connection = session.connection()
+    plan = _insert_plan(connection.dialect, tuple(rows[0]))
+    connection.exec_driver_sql(plan.sql, [plan.values(row) for row in rows])
+
+
+@dataclass(frozen=True, slots=True)
+class _InsertPlan:
+    """One compiled INSERT of windows: per placeholder, the row's value by name through the
+    column's bind processor, or the column's default (converted once) for a name rows lack."""
+
+    sql: str
+    slots: tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...]
+
+    def values(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            (row[name] if convert is None else convert(row[name])) if name is not None else value
+            for name, value, convert in self.slots
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_plan(dialect: Dialect, names: tuple[str, ...]) -> _InsertPlan:
+    table = WindowRow.__table__  # type: ignore[attr-defined]
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(names))
+    slots: list[tuple[str | None, Any, Callable[[Any], Any] | None]] = []
+    for key in compiled.positiontup or ():
+        column = table.c[key]
+        convert = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if key in names:
+            slots.append((key, None, convert))
+            continue
+        default = column.default
+        if default is None or not default.is_scalar:
+            raise ValueError(f"window column {key!r} has no value and no constant default")
+        slots.append((None, default.arg if convert is None else convert(default.arg), None))
+    return _InsertPlan(compiled.string, tuple(slots))
 
 
 @dataclass(frozen=True, slots=True)
