@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import bindparam, delete, func, insert, text, update
 from sqlalchemy import select as select_columns
@@ -78,24 +78,30 @@ def windows_for_keys(
 
 
 def insert_windows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert new windows (column values by name, the same names in every row) in one batch.
+    """Insert new windows (column values by name, the same names in every row) in one batch."""
+    _execute_batch(session, "insert", rows)
 
-    The rows reach the driver as tuples, each value converted by its column
-    type's own bind processor (``_InsertPlan``): the text SQLAlchemy's
+
+def _execute_batch(session: Session, kind: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Run one of the batched statements (``_STATEMENTS``) once per row, in one call.
+
+    The rows reach the driver as tuples, each value converted by its
+    column type's own bind processor (``_BatchPlan``): the text SQLAlchemy's
     executemany stores, without its per-row, per-parameter bookkeeping, which
     cost about a sixth of inserting a large poll's windows.
     """
     if not rows:
         return
     connection = session.connection()
-    plan = _insert_plan(connection.dialect, tuple(rows[0]))
+    plan = _batch_plan(connection.dialect, kind, tuple(rows[0]))
     connection.exec_driver_sql(plan.sql, [plan.values(row) for row in rows])
 
 
 @dataclass(frozen=True, slots=True)
-class _InsertPlan:
-    """One compiled INSERT of windows: per placeholder, the row's value by name through the
-    column's bind processor, or the column's default (converted once) for a name rows lack."""
+class _BatchPlan:
+    """One compiled statement: per placeholder, the row's value by name through its type's
+    bind processor, or a value fixed for every row (a column default the rows leave out, a
+    constant of the statement), converted once."""
 
     sql: str
     slots: tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...]
@@ -107,22 +113,50 @@ class _InsertPlan:
         )
 
 
-@functools.lru_cache(maxsize=8)
-def _insert_plan(dialect: Dialect, names: tuple[str, ...]) -> _InsertPlan:
+def _closing() -> Any:
+    """Closing windows: their statistics, the closed flag, and their latencies dropped."""
     table = WindowRow.__table__  # type: ignore[attr-defined]
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(names))
+    return (
+        update(table)
+        .where(table.c.id == bindparam("window_id"))
+        .values(
+            error_rate=bindparam("error_rate"),
+            p50=bindparam("p50"),
+            p95=bindparam("p95"),
+            p99=bindparam("p99"),
+            health=bindparam("health"),
+            closed=True,
+            samples=[],
+            sketch={},
+        )
+    )
+
+
+_STATEMENTS: Final[dict[str, Callable[[], Any]]] = {
+    "insert": lambda: insert(WindowRow.__table__),  # type: ignore[attr-defined]
+    "close": _closing,
+}
+
+
+@functools.lru_cache(maxsize=8)
+def _batch_plan(dialect: Dialect, kind: str, names: tuple[str, ...]) -> _BatchPlan:
+    compiled = _STATEMENTS[kind]().compile(dialect=dialect, column_keys=list(names))
+    defaults = {column.key: column.default for column in compiled.insert_prefetch}
     slots: list[tuple[str | None, Any, Callable[[Any], Any] | None]] = []
     for key in compiled.positiontup or ():
-        column = table.c[key]
-        convert = column.type.dialect_impl(dialect).bind_processor(dialect)
+        bind = compiled.binds[key]
+        convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if key in names:
             slots.append((key, None, convert))
             continue
-        default = column.default
-        if default is None or not default.is_scalar:
-            raise ValueError(f"window column {key!r} has no value and no constant default")
-        slots.append((None, default.arg if convert is None else convert(default.arg), None))
-    return _InsertPlan(compiled.string, tuple(slots))
+        value = bind.effective_value
+        if key in defaults:
+            default = defaults[key]
+            if default is None or not default.is_scalar:
+                raise ValueError(f"window column {key!r} has no value and no constant default")
+            value = default.arg
+        slots.append((None, value if convert is None else convert(value), None))
+    return _BatchPlan(compiled.string, tuple(slots))
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,24 +203,7 @@ def window_latencies(
 def store_closed_windows(session: Session, closed: Sequence[dict[str, Any]]) -> None:
     """Mark windows closed with their statistics (keys ``window_id``, ``error_rate``,
     ``p50``, ``p95``, ``p99``, ``health``), dropping their samples, in one batch."""
-    if not closed:
-        return
-    table = WindowRow.__table__  # type: ignore[attr-defined]
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("window_id"))
-        .values(
-            error_rate=bindparam("error_rate"),
-            p50=bindparam("p50"),
-            p95=bindparam("p95"),
-            p99=bindparam("p99"),
-            health=bindparam("health"),
-            closed=True,
-            samples=[],
-            sketch={},
-        )
-    )
-    session.exec(stmt, params=list(closed))
+    _execute_batch(session, "close", closed)
 
 
 def open_windows(session: Session) -> list[WindowRow]:

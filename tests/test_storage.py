@@ -215,8 +215,9 @@ class TestDetectionWorkList:
         assert [w.start for w in found] == [rows[4]["start"], rows[5]["start"]]
 
 
-class TestInsertingWindows:
-    """A poll's new windows are inserted in one batch, stored as the ORM stores them."""
+class TestBatchedWindowWrites:
+    """A poll's new windows are inserted, and due windows closed, in one batch each, stored
+    as the ORM stores them."""
 
     @staticmethod
     def stored(db_path: Path) -> list[tuple[Any, ...]]:
@@ -264,6 +265,47 @@ class TestInsertingWindows:
         # the columns rows leave out take their defaults (closed: false) or stay empty (p95)
         assert self.stored(batched_partial)[:4] == orm_rows[:4]
         assert self.stored(batched_partial)[4][8:16] == (None,) * 5 + (0, 0, 0)
+
+    def test_closing_stores_the_same_text_as_the_orm(self, tmp_path: Path) -> None:
+        rows = [
+            WindowRow(
+                component=f"c{i}", start=NOW + i * WINDOW, end=NOW + (i + 1) * WINDOW, count=3
+            ).model_dump(exclude={"id"})
+            | {"samples": [1.5, 2.5, -0.0], "sketch": {}}
+            for i in range(3)
+        ]
+        stats = [
+            (0.5, 1.5, 2.5, 2.5, 97.5),
+            (0.0, None, None, None, 100.0),
+            (1.0, -0.0, 0.1, 1e308, 0.0),
+        ]
+        batched, by_orm = tmp_path / "a.db", tmp_path / "b.db"
+        for path in (batched, by_orm):
+            database = open_database(path)
+            database.transact(lambda s: window_store.insert_windows(s, rows))
+            ids = database.query(lambda s: [w.id for w in window_store.open_windows(s)])
+            if path == batched:
+                closed = [
+                    dict(zip(("window_id", "error_rate", "p50", "p95", "p99", "health"), (i, *v)))
+                    for i, v in zip(ids, stats, strict=True)
+                ]
+                database.transact(lambda s: window_store.store_closed_windows(s, closed))
+            else:
+
+                def close(s: Any) -> None:
+                    for window, (rate, p50, p95, p99, health) in zip(
+                        window_store.open_windows(s), stats, strict=True
+                    ):
+                        window.error_rate, window.p50, window.p95 = rate, p50, p95
+                        window.p99, window.health, window.closed = p99, health, True
+                        window.samples, window.sketch = [], {}
+                        s.add(window)
+
+                database.transact(close)
+            database.dispose()
+
+        assert self.stored(batched) == self.stored(by_orm)
+        assert [row[13] for row in self.stored(batched)] == [1, 1, 1]  # closed
 
     def test_a_naive_start_is_refused(self, db: Database) -> None:
         rows = window_rows(2, judged=0)
