@@ -188,11 +188,12 @@ def _sorted_longest(durations: list[float]) -> float:
 
     A window's samples are sorted in the end anyway: sorted one tally at a
     time, they are ascending runs that the window's sort merges in one pass,
-    and each tally's maximum is its last value (the sort is stable, so every
-    window still lists equal values, and ``min`` or ``max`` of a window's
-    list still find, in the order the lines were folded). Only when the
-    maximum is a zero may it be ``-0.0`` beside ``0.0``: then ``max`` picks the
-    first, as it always did. Durations are finite (``fields`` refuses the rest).
+    and each tally's maximum is its last value. The sort is stable, so equal
+    values keep their order in every window, and ``min`` and ``max`` over a
+    window's list (a sketch's extremes) still find the same one first. Only
+    when the maximum is a zero may it be ``-0.0`` beside ``0.0``: then ``max``
+    picks the first, as it always did. Durations are finite (``fields``
+    refuses the rest).
     """
     durations.sort()
     longest = durations[-1]
