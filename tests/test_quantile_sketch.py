@@ -182,6 +182,20 @@ def test_up_to_the_exact_limit_samples_are_kept_as_they_are() -> None:
     assert window_quantiles(samples, sketch, [1.0]) == [2.0]
 
 
+@given(
+    st.lists(st.floats(min_value=0.0, max_value=1e12, allow_nan=False), max_size=60),
+    st.lists(st.floats(min_value=0.0, max_value=1e12, allow_nan=False), max_size=60),
+)
+def test_merged_samples_give_the_same_quantiles_without_sorting_them_again(
+    stored: list[float], new: list[float]
+) -> None:
+    samples, _ = merge_latencies(sorted(stored), {}, sorted(new))
+    qs = [0.0, 0.01, 0.5, 0.95, 0.99, 1.0]
+    again = exact_quantiles(samples, qs, ascending=True)
+    assert list(map(repr, again)) == list(map(repr, exact_quantiles(stored + new, qs)))
+    assert list(map(repr, again)) == list(map(repr, window_quantiles(samples, {}, qs)))
+
+
 def test_past_the_limit_the_samples_move_into_a_sketch() -> None:
     samples, sketch = merge_latencies([1.0] * 1000, {}, [2.0] * (EXACT_LIMIT - 999))
     assert samples == []

@@ -14,7 +14,7 @@ import subprocess
 import textwrap
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +213,107 @@ class TestDetectionWorkList:
         found, _ = unevaluated_plan(db)
 
         assert [w.start for w in found] == [rows[4]["start"], rows[5]["start"]]
+
+
+class TestBatchedWindowWrites:
+    """A poll's new windows are inserted, and due windows closed, in one batch each, stored
+    as the ORM stores them."""
+
+    @staticmethod
+    def stored(db_path: Path) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(db_path)
+        try:
+            return conn.execute("SELECT * FROM metric_window ORDER BY component").fetchall()
+        finally:
+            conn.close()
+
+    def test_a_batch_stores_the_same_text_as_the_orm(self, tmp_path: Path) -> None:
+        zone = timezone(timedelta(hours=-5))
+        values: list[dict[str, Any]] = [
+            {"samples": [0.0, -0.0, 1e-300, 2.5, 1.7976931348623157e308, float("nan")]},
+            {"sketch": {"version": 1, "alpha": 0.01, "min": -0.0, "max": 3.25, "counts": [1, 2]}},
+            {"versions": {"v1": 3, "ü": 1}, "frames": [["a.py", 3, "f"]], "gauges": {"g": 0.1}},
+            {"operations": {"GET /x": {"count": 2, "errors": 1, "total_ms": 0.3, "max_ms": 0.2}}},
+            {"templates": {"app:1": 2}, "new_templates": ["app:1"], "closed": True, "p95": 4.5},
+        ]
+        rows = [
+            WindowRow(
+                component=f"c{i}",
+                instance="web-1" if i % 2 else "",
+                start=(NOW + i * WINDOW + timedelta(microseconds=7 * i)).astimezone(zone),
+                end=NOW + (i + 1) * WINDOW,
+                count=i,
+                errors=i // 2,
+                **extra,
+            ).model_dump(exclude={"id"})
+            for i, extra in enumerate(values)
+        ]
+        partial = [{k: v for k, v in row.items() if k not in ("closed", "p95")} for row in rows]
+        batched, by_orm, batched_partial = (tmp_path / f"{n}.db" for n in ("a", "b", "c"))
+        for path, insert in (
+            (batched, lambda s: window_store.insert_windows(s, rows)),
+            (by_orm, lambda s: s.add_all(WindowRow(**r) for r in rows)),
+            (batched_partial, lambda s: window_store.insert_windows(s, partial)),
+        ):
+            database = open_database(path)
+            database.transact(insert)
+            database.dispose()
+
+        orm_rows = self.stored(by_orm)
+        assert self.stored(batched) == orm_rows
+        assert orm_rows[0][3] == "2026-03-01 12:00:00.000000"  # start, in UTC
+        # the columns rows leave out take their defaults (closed: false) or stay empty (p95)
+        assert self.stored(batched_partial)[:4] == orm_rows[:4]
+        assert self.stored(batched_partial)[4][8:16] == (None,) * 5 + (0, 0, 0)
+
+    def test_closing_stores_the_same_text_as_the_orm(self, tmp_path: Path) -> None:
+        rows = [
+            WindowRow(
+                component=f"c{i}", start=NOW + i * WINDOW, end=NOW + (i + 1) * WINDOW, count=3
+            ).model_dump(exclude={"id"})
+            | {"samples": [1.5, 2.5, -0.0], "sketch": {}}
+            for i in range(3)
+        ]
+        stats = [
+            (0.5, 1.5, 2.5, 2.5, 97.5),
+            (0.0, None, None, None, 100.0),
+            (1.0, -0.0, 0.1, 1e308, 0.0),
+        ]
+        batched, by_orm = tmp_path / "a.db", tmp_path / "b.db"
+        for path in (batched, by_orm):
+            database = open_database(path)
+            database.transact(lambda s: window_store.insert_windows(s, rows))
+            ids = database.query(lambda s: [w.id for w in window_store.open_windows(s)])
+            if path == batched:
+                closed = [
+                    dict(zip(("window_id", "error_rate", "p50", "p95", "p99", "health"), (i, *v)))
+                    for i, v in zip(ids, stats, strict=True)
+                ]
+                database.transact(lambda s: window_store.store_closed_windows(s, closed))
+            else:
+
+                def close(s: Any) -> None:
+                    for window, (rate, p50, p95, p99, health) in zip(
+                        window_store.open_windows(s), stats, strict=True
+                    ):
+                        window.error_rate, window.p50, window.p95 = rate, p50, p95
+                        window.p99, window.health, window.closed = p99, health, True
+                        window.samples, window.sketch = [], {}
+                        s.add(window)
+
+                database.transact(close)
+            database.dispose()
+
+        assert self.stored(batched) == self.stored(by_orm)
+        assert [row[13] for row in self.stored(batched)] == [1, 1, 1]  # closed
+
+    def test_a_naive_start_is_refused(self, db: Database) -> None:
+        rows = window_rows(2, judged=0)
+        rows[1]["start"] = NOW.replace(tzinfo=None)
+
+        with pytest.raises(ValueError, match="naive datetime"):
+            db.transact(lambda s: window_store.insert_windows(s, rows))
+        assert db.query(window_store.open_windows) == []
 
 
 class TestUpgradeInPlace:

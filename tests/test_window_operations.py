@@ -12,10 +12,12 @@ when opened.
 from __future__ import annotations
 
 import math
+import random
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -23,6 +25,7 @@ from states.telemetry import operations
 from states.telemetry.folding import WindowFolder
 from states.telemetry.operations import OTHER, TOP_OPERATIONS
 from states.telemetry.records import Record
+from states.telemetry.sketches import EXACT_LIMIT, sketch_of
 from states.telemetry.windows import fold
 from storage import window_store
 from storage.migrations import WINDOW_COLUMNS_ADDED
@@ -108,6 +111,65 @@ def test_the_folder_finds_each_longest_once_per_instance_as_the_reference_fold_d
             n: math.copysign(1, f["max_ms"]) for n, f in folded[key].operations.items()
         } == signs
     assert reference[("catalog", "", T0)].operations["GET /zero"]["max_ms"] == 0.0
+
+
+def signed(value: object) -> object:
+    """A value with every float written by ``repr``, so that ``-0.0`` differs from ``0.0``."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: signed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [signed(v) for v in value]
+    return value
+
+
+def test_the_folder_keeps_samples_sketches_and_longest_as_the_reference_fold_does() -> None:
+    rng = random.Random(11)
+    zeros = [0.0, -0.0] * 150
+    durations = zeros + [round(rng.lognormvariate(2, 1), 3) for _ in range(2400)] + [7.25] * 40
+    rng.shuffle(durations)
+    records = [
+        Record(
+            T0 + timedelta(seconds=i % 120),
+            "catalog",
+            ("GET /x", "POST /cart", "GET /zero", "")[i % 4],
+            (0.0, -0.0)[i * 2 >= len(durations)] if i % 4 == 2 else d,
+            200 if i % 7 else 503,
+            version=("v1", "v2", None)[i % 3],
+            instance=("web-0", "web-1", "web-2", None)[i % 5 % 4],
+        )
+        for i, d in enumerate(durations)
+    ]
+    folder = WindowFolder(60)
+    for r in records:
+        folder.add_record(r)
+
+    folded, reference = folder.partials(), fold(records, 60)
+
+    # equal durations (0.0 and -0.0) keep their folding order: each tally's durations in
+    # record order, tallies in the order they were first seen (as main's folder stores them)
+    by_tally: dict[tuple[object, ...], list[float]] = {}
+    for r in records:
+        tally = (r.timestamp.minute, r.instance or "", r.version or "", r.operation)
+        by_tally.setdefault(tally, []).append(cast(float, r.duration_ms))
+    assert folded.keys() == reference.keys()
+    assert any(len(part.samples) > EXACT_LIMIT for part in reference.values())
+    for key, part in reference.items():
+        mine = folded[key]
+        assert signed(mine.operations) == signed(part.operations)
+        in_order = [
+            d
+            for t, ds in by_tally.items()
+            if t[0] == key[2].minute and key[1] in ("", t[1])
+            for d in ds
+        ]
+        if len(in_order) <= EXACT_LIMIT:
+            assert mine.sketch is None
+            assert signed(mine.samples) == signed(sorted(in_order))
+        else:
+            assert mine.samples == [] and mine.sketch is not None
+            assert signed(mine.sketch.to_state()) == signed(sketch_of(in_order).to_state())
 
 
 def test_only_the_busiest_operations_keep_their_names() -> None:

@@ -146,7 +146,7 @@ class WindowFolder:
             keys = [(component, "", start)]
             if instance:
                 keys.append((component, instance, start))
-            longest = max(tally.durations) if operation and tally.durations else None
+            longest = _sorted_longest(tally.durations) if tally.durations else None
             for key in keys:
                 part = parts.get(key)
                 if part is None:
@@ -168,7 +168,7 @@ class WindowFolder:
             parts[key].operations = figures_of(by_name)
         self._sketch_large(parts)
         for part in parts.values():
-            part.samples.sort()  # canonical: whatever order the lines were folded in
+            part.samples.sort()  # canonical; merges the tallies' ascending runs
         for (component, instance, bucket), extras in self._extras.items():
             part = parts[(component, instance, starts[bucket])]
             part.frames = extras.frames
@@ -181,3 +181,20 @@ class WindowFolder:
         for part in parts.values():
             if len(part.samples) > EXACT_LIMIT:
                 part.sketch, part.samples = sketch_of(part.samples), []
+
+
+def _sorted_longest(durations: list[float]) -> float:
+    """Sort a tally's durations in place and return their maximum, as ``max`` picks it.
+
+    A window's samples are sorted in the end anyway: sorted one tally at a
+    time, they are ascending runs that the window's sort merges in one pass,
+    and each tally's maximum is its last value. The sort is stable, so equal
+    values keep their order in every window, and ``min`` and ``max`` over a
+    window's list (a sketch's extremes) still find the same one first. Only
+    when the maximum is a zero may it be ``-0.0`` beside ``0.0``: then ``max``
+    picks the first, as it always did. Durations are finite (``fields``
+    refuses the rest).
+    """
+    durations.sort()
+    longest = durations[-1]
+    return longest if longest else max(durations)

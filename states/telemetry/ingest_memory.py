@@ -44,7 +44,8 @@ Quantiles = list[float | None]
 
 @dataclass(frozen=True, slots=True)
 class StoredWindow:
-    """An open window's latencies as a committed poll stored them."""
+    """An open window's latencies as a committed poll stored them (``samples`` ascending, as
+    ``sketches.merge_latencies`` returns them)."""
 
     key: WindowKey
     count: int
@@ -102,7 +103,7 @@ class StoredLatencies:
             return None
         if isinstance(found, _Reduced):
             return found.quantiles
-        return quantiles_of(found.samples, found.sketch)
+        return quantiles_of(found.samples, found.sketch, ascending=True)
 
     def _drop(self, key: WindowKey) -> StoredWindow | _Reduced | None:
         found = self._windows.pop(key, None)
@@ -116,14 +117,17 @@ class StoredLatencies:
             if self._held <= target:
                 return
             if isinstance(window, StoredWindow):
-                quantiles = quantiles_of(window.samples, window.sketch)
+                quantiles = quantiles_of(window.samples, window.sketch, ascending=True)
                 self._windows[key] = _Reduced(window.count, window.errors, quantiles)
                 self._held -= window.size
 
 
-def quantiles_of(samples: Sequence[float], sketch: dict[str, Any]) -> Quantiles:
-    """A window's p50, p95 and p99, from its samples or its sketch."""
-    return window_quantiles(samples, sketch, QUANTILES)
+def quantiles_of(
+    samples: Sequence[float], sketch: dict[str, Any], *, ascending: bool = False
+) -> Quantiles:
+    """A window's p50, p95 and p99, from its samples or its sketch (``ascending``: the
+    samples are known to be sorted, as a poll stores them)."""
+    return window_quantiles(samples, sketch, QUANTILES, ascending=ascending)
 
 
 class IngestMemory:

@@ -74,7 +74,8 @@ class OperationTally:
     def figures(self) -> Figures:
         """Count, errors, exact sum and maximum of the durations."""
         longest = max(self.longest) if self.longest else 0.0
-        total = math.fsum(chain.from_iterable(self.parts))
+        parts = self.parts
+        total = math.fsum(parts[0] if len(parts) == 1 else chain.from_iterable(parts))
         return {"count": self.count, "errors": self.errors, "total_ms": total, "max_ms": longest}
 
 

@@ -270,19 +270,27 @@ def merge_latencies(
 
 
 def window_quantiles(
-    samples: Sequence[float], sketch_state: Mapping[str, Any], qs: Sequence[float]
+    samples: Sequence[float],
+    sketch_state: Mapping[str, Any],
+    qs: Sequence[float],
+    *,
+    ascending: bool = False,
 ) -> list[float | None]:
-    """Quantiles of a window's latencies: exact from samples, or from its sketch."""
+    """Quantiles of a window's latencies: exact from samples, or from its sketch
+    (``ascending``: the samples are known to be sorted, as ``merge_latencies`` returns them)."""
     if sketch_state:
         sketch = LatencySketch.from_state(sketch_state)
         sketch.add_many(samples)
         return sketch.quantiles(qs)
-    return exact_quantiles(samples, qs)
+    return exact_quantiles(samples, qs, ascending=ascending)
 
 
-def exact_quantiles(samples: Sequence[float], qs: Sequence[float]) -> list[float | None]:
-    """Several nearest-rank quantiles from one sort."""
+def exact_quantiles(
+    samples: Sequence[float], qs: Sequence[float], *, ascending: bool = False
+) -> list[float | None]:
+    """Several nearest-rank quantiles from one sort (none when ``samples`` are ``ascending``:
+    sorting them again would only copy them, equal values staying where they are)."""
     if not samples:
         return [None for _ in qs]
-    ordered = sorted(samples)
+    ordered = samples if ascending else sorted(samples)
     return [ordered[max(1, math.ceil(q * len(ordered))) - 1] for q in qs]
