@@ -1,4 +1,5 @@
-"""Building records from named values: the flat reading and the direct constructor change nothing.
+"""Building records from named values: the flat reading, the direct constructor and the
+remembered stack frames change nothing.
 
 ``RecordBuilder`` reads every target with one pass of ``dict.get`` when no
 candidate path is dotted, and builds the record with ``new_record`` rather
@@ -18,7 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from states.telemetry.fields import Rejection
-from states.telemetry.mapping import DEFAULT_FIELDS, BuildRules, RecordBuilder, compile_paths
+from states.telemetry.mapping import (
+    DEFAULT_FIELDS,
+    REMEMBERED_STACK_CHARS,
+    REMEMBERED_STACKS,
+    BuildRules,
+    RecordBuilder,
+    compile_paths,
+    stack_frames,
+)
 from states.telemetry.records import Record, StackFrame, new_record
 
 NAMES = sorted({name for names in DEFAULT_FIELDS.values() for name in names} | {"note"})
@@ -137,3 +146,28 @@ def test_new_record_is_the_record_the_constructor_makes() -> None:
     assert made.is_error
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.component = "search"  # type: ignore[misc]
+
+
+def trace(function: str, depth: int = 1) -> str:
+    frames = "".join(
+        f'  File "shop/{function}.py", line {i + 1}, in {function}\n' for i in range(depth)
+    )
+    return f"Traceback (most recent call last):\n{frames}LookupError: item"
+
+
+def test_a_repeated_stack_text_gives_the_frames_parsing_it_gives() -> None:
+    flat, _ = builders()
+    texts = [trace(f"f{i % 7}", 1 + i % 3) for i in range(2 * REMEMBERED_STACKS + 40)]
+    texts += [trace("long", REMEMBERED_STACK_CHARS // 40)] * 3  # too long to remember
+    texts += [[line for line in trace("listed").splitlines()]] * 2  # type: ignore[list-item]
+    for text in texts + texts[::-1]:
+        built = flat.build({**BASE, "stack": text})
+        assert isinstance(built, Record) and built.frames == stack_frames(text)
+        assert built.frames
+
+
+def test_more_distinct_stacks_than_remembered_still_give_their_own_frames() -> None:
+    flat, _ = builders()
+    for i in range(REMEMBERED_STACKS * 2 + 1):
+        built = flat.build({**BASE, "stack": trace(f"fn{i}")})
+        assert isinstance(built, Record) and built.frames[0].function == f"fn{i}"

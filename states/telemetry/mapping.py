@@ -47,6 +47,10 @@ DEFAULT_FIELDS: Final[dict[str, tuple[str, ...]]] = {
 
 Path = tuple[str, ...]
 
+# Stack texts whose frames a builder remembers, and the longest it remembers (at most 4 Mi chars).
+REMEMBERED_STACKS: Final = 256
+REMEMBERED_STACK_CHARS: Final = 16_384
+
 # Canonical levels by their common spellings, for a lookup without a call.
 LEVEL_SPELLINGS: Final[dict[str, str]] = {
     **fields.LEVELS,
@@ -161,6 +165,7 @@ class RecordBuilder:
         self._paths = tuple(rules.paths.get(target, ()) for target in TARGETS)
         self._iso_first = rules.timestamp_formats[:1] == ("iso8601",)
         self._flat = _flat_reading(rules)
+        self._frames_by_stack: dict[str, tuple[StackFrame, ...]] = {}  # see _frames_of
 
     @property
     def rules(self) -> BuildRules:
@@ -210,8 +215,28 @@ class RecordBuilder:
             message,
             version,
             instance,
-            () if stack is None else stack_frames(stack),
+            () if stack is None else self._frames_of(stack),
         )
+
+    def _frames_of(self, stack: object) -> tuple[StackFrame, ...]:
+        """``stack_frames(stack)``, remembered by the stack's text.
+
+        A failure that repeats logs the same trace each time, and its frames
+        (a tuple of frozen frames, shared safely) are a function of the text
+        alone; parsing one costs ~9 us. Memory is bounded like the template
+        miner's caches: short texts only, and a full cache starts over.
+        """
+        if type(stack) is not str:
+            return stack_frames(stack)
+        remembered = self._frames_by_stack
+        frames = remembered.get(stack)
+        if frames is None:
+            frames = stack_frames(stack)
+            if len(stack) <= REMEMBERED_STACK_CHARS:
+                if len(remembered) >= REMEMBERED_STACKS:
+                    remembered.clear()
+                remembered[stack] = frames
+        return frames
 
     def _level_of(self, level: object) -> str:
         if level is None:
