@@ -1,16 +1,14 @@
-"""Building records from named values: the flat reading, the direct constructor and the
-remembered stack frames change nothing.
+"""Building records from named values: the flat reading and the remembered stack frames
+change nothing.
 
 ``RecordBuilder`` reads every target with one pass of ``dict.get`` when no
-candidate path is dotted, and builds the record with ``new_record`` rather
-than the frozen dataclass's ``__init__``. These tests hold both to the plain
-ways: the same builder rules with one dotted candidate added (which no value
-holds, so the builder reads each target with ``lookup``), and ``Record(...)``.
+candidate path is dotted. These tests hold it to the plain way: the same
+builder rules with one dotted candidate added (which no value holds, so the
+builder reads each target with ``lookup``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +26,7 @@ from states.telemetry.mapping import (
     compile_paths,
     stack_frames,
 )
-from states.telemetry.records import Record, StackFrame, new_record
+from states.telemetry.records import Record
 
 NAMES = sorted({name for names in DEFAULT_FIELDS.values() for name in names} | {"note"})
 VALUES = st.one_of(
@@ -126,26 +124,6 @@ def test_a_later_candidate_is_read_only_when_the_earlier_ones_are_null() -> None
     built = FLAT.build(values)
     assert isinstance(built, Record) and built.component == "search"
     assert built.timestamp == datetime(2026, 3, 1, 11, 59, 32, 100_000, tzinfo=UTC)
-
-
-def test_new_record_is_the_record_the_constructor_makes() -> None:
-    fields = (
-        datetime(2026, 3, 1, tzinfo=UTC),
-        "cart",
-        "GET /x",
-        -0.0,
-        500,
-        "error",
-        "m",
-        None,
-        "web-1",
-        (StackFrame("a.py", 3, "f"),),
-    )
-    made, reference = new_record(*fields), Record(*fields)
-    assert made == reference and hash(made) == hash(reference) and repr(made) == repr(reference)
-    assert made.is_error
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        made.component = "search"  # type: ignore[misc]
 
 
 def trace(function: str, depth: int = 1) -> str:

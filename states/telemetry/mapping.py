@@ -16,7 +16,7 @@ from typing import Final
 
 from states.telemetry import fields, stacktraces
 from states.telemetry.fields import FieldError, Rejection
-from states.telemetry.records import Record, StackFrame, new_record
+from states.telemetry.records import Record, StackFrame
 
 TARGETS: Final[tuple[str, ...]] = (
     "timestamp",
@@ -205,7 +205,7 @@ class RecordBuilder:
             version = _text(version, "version")
         if instance is not None and type(instance) is not str:
             instance = _text(instance, "instance")
-        return new_record(
+        return Record(
             when,
             component,
             operation,
