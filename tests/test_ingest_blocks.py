@@ -218,6 +218,17 @@ def test_odd_lines_among_plain_ones_fold_as_the_general_path(kind: str, window_s
     assert_same(FormatSpec(), spoiled(ODD_LINES[kind]), window_s)
 
 
+@pytest.mark.parametrize("nulls", [1, 2, 7])
+def test_null_durations_alone_or_between_refused_lines_fold_as_the_general_path(
+    nulls: int,
+) -> None:
+    refused = line(duration_ms="12ms")
+    untimed = [line(duration_ms=None, operation=f"GET /{i}") for i in range(nulls)]
+    assert_same(FormatSpec(), untimed)
+    assert_same(FormatSpec(), [refused, *untimed, refused, untimed[0], refused])
+    assert_same(FormatSpec(), [*uniform(CHUNK - 1), untimed[-1], *untimed, *uniform(5)])
+
+
 def test_an_over_long_line_is_counted_as_too_long_wherever_it_is() -> None:
     spec = FormatSpec(max_line_bytes=400)
     lines = spoiled([line(message="m" * 500)] * 3)
