@@ -32,6 +32,8 @@ from states.telemetry import ingest, json_blocks, json_structs, line_folding
 from states.telemetry.folding import WindowFolder
 from states.telemetry.formats import FormatSpec, make_parser
 from states.telemetry.json_ingest import JsonPoll
+from states.telemetry.json_lines import JsonLinesParser
+from states.telemetry.mapping import single_names
 from states.telemetry.window_templates import SourceTemplates
 from storage.db import open_database
 from storage.tables import CursorRow, TemplateStateRow, WindowRow
@@ -74,6 +76,14 @@ def spoiled(odd: list[bytes], n: int = 3 * CHUNK + 100, seed: int = 5) -> list[b
     for spot, raw in zip(spots, odd, strict=False):
         lines[spot] = raw
     return lines
+
+
+def _names() -> dict[str, tuple[str, ...]]:
+    parser = make_parser(FormatSpec())
+    assert isinstance(parser, JsonLinesParser)
+    names = single_names(parser.builder.rules)
+    assert names is not None
+    return names
 
 
 def _routes(lines: list[bytes]) -> Counter[str]:
@@ -124,6 +134,39 @@ def test_a_target_past_the_literal_limit_is_read_as_any_text() -> None:
     lines = [line(operation=f"GET /items/{i}", duration_ms=float(i)) for i in range(n)]
     assert _routes(lines)["batches"] == 0
     assert_same(FormatSpec(), lines)
+
+
+def test_a_status_past_the_literal_limit_is_read_as_any_integer() -> None:
+    n = json_structs.MAX_LITERALS + 40
+    lines = [line(status=100 + i, level="info", duration_ms=float(i)) for i in range(n)]
+    assert _routes(lines)["batches"] == 0
+    assert_same(FormatSpec(), lines)
+
+
+@pytest.mark.parametrize(
+    "statuses",
+    [
+        [200, 500, 2**63 - 1, 2**63, 2**70, -(2**63), -(2**63) - 1, 200],
+        [200, True, 1, 0, False, 999, 1000, -5, 200.0, "500", None, 500],
+    ],
+)
+def test_statuses_msgspec_cannot_take_as_literals_fold_as_the_general_path(
+    statuses: list[Any],
+) -> None:
+    odd = [line(status=status, operation=f"GET /{i}") for i, status in enumerate(statuses)]
+    assert_same(FormatSpec(), spoiled(odd))
+    assert_same(FormatSpec(), odd * 3)
+
+
+def test_a_status_is_one_object_per_value_in_a_decoded_block() -> None:
+    lines = uniform(CHUNK)
+    shape = json_structs.shape_of(json.loads(lines[0]), _names())
+    assert shape is not None
+    shape.learn_values(json.loads(line(status=503)))
+    records = shape.decoder.decode_lines(b"\n".join([line(status=503)] * 3))
+    statuses = [row[shape.keys.index("status")] for row in json_structs.rows_of(records)]
+    assert statuses == [503] * 3
+    assert statuses[0] is statuses[1] is statuses[2]
 
 
 def test_a_source_the_decoder_refuses_throughout_is_folded_by_batches_alike() -> None:
@@ -216,6 +259,17 @@ ODD_LINES: dict[str, list[bytes]] = {
 @pytest.mark.parametrize("window_s", [60.0, 1.0, 0.5])
 def test_odd_lines_among_plain_ones_fold_as_the_general_path(kind: str, window_s: float) -> None:
     assert_same(FormatSpec(), spoiled(ODD_LINES[kind]), window_s)
+
+
+@pytest.mark.parametrize("nulls", [1, 2, 7])
+def test_null_durations_alone_or_between_refused_lines_fold_as_the_general_path(
+    nulls: int,
+) -> None:
+    refused = line(duration_ms="12ms")
+    untimed = [line(duration_ms=None, operation=f"GET /{i}") for i in range(nulls)]
+    assert_same(FormatSpec(), untimed)
+    assert_same(FormatSpec(), [refused, *untimed, refused, untimed[0], refused])
+    assert_same(FormatSpec(), [*uniform(CHUNK - 1), untimed[-1], *untimed, *uniform(5)])
 
 
 def test_an_over_long_line_is_counted_as_too_long_wherever_it_is() -> None:

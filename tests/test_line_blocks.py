@@ -95,3 +95,29 @@ def test_the_reader_hands_over_the_same_lines_as_blocks_or_as_lists(
     assert by_blocks.too_long == 1
     path.write_bytes(path.read_bytes() + b"}\n")
     assert read(path, by_blocks.cursor, whole=True)[0] == [b'{"being": "written"}']
+
+
+@pytest.mark.parametrize(("block_bytes", "max_bytes"), [(64, 1000), (1000, 4096), (4096, 700)])
+def test_polls_bounded_by_max_bytes_read_every_line_once_and_stop_at_the_last_newline_within(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int, max_bytes: int
+) -> None:
+    monkeypatch.setattr(tailing, "BLOCK", block_bytes)
+    rng = random.Random(block_bytes + max_bytes)
+    lines = [*random_lines(rng, 2000), b"z" * 500, *random_lines(rng, 300)]
+    data = b"\n".join(lines) + b"\n"
+    path = tmp_path / "app.log"
+    path.write_bytes(data + b'{"being": "written"')
+    for whole in (True, False):
+        read_back: list[bytes] = []
+        cursor: FileCursor | None = None
+        while True:
+            offset = 0 if cursor is None else cursor.offset
+            reading = NewLines(path, cursor, max_bytes=max_bytes, max_line=600, whole=whole)
+            read_back += [line for block in reading for line in block]
+            cursor = reading.result.cursor
+            assert cursor.offset == data.rfind(b"\n", 0, offset + max_bytes) + 1
+            assert reading.result.bytes_read == cursor.offset - offset
+            if cursor.offset == offset:
+                break
+        assert read_back == lines
+        assert cursor.offset == len(data)

@@ -258,6 +258,7 @@ class JsonBlocks:
             rejected,
             general,
             float_limit=self._max_duration,
+            typed=True,
         )
         if not folded:
             fallback(lines)

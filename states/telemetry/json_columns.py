@@ -118,6 +118,7 @@ class JsonColumns:
         general: GeneralPath,
         *,
         float_limit: float | None = None,
+        typed: bool = False,
     ) -> bool:
         """Fold the columns read from ``batch`` (``flags``: lines already left to the general
         path); False, having folded nothing, when the batch must go line by line.
@@ -125,10 +126,12 @@ class JsonColumns:
         ``float_limit`` lowers the largest float duration folded here (larger
         ones go to the general path): for a reader that cannot tell which
         floats were written as integers, which the general path bounds after
-        conversion rather than before.
+        conversion rather than before. ``typed``: every duration is a float or
+        None (as the typed decoder reads them), so their types need no check.
         """
         windows = self._windows(stamps, flags)
-        values = self._durations(durations, shape, flags, float_limit or self._max_duration)
+        limit = float_limit or self._max_duration
+        values = self._durations(durations, shape, flags, limit, typed=typed)
         if not self._group(shape, cats, windows, values, flags):
             return False
         for i in sorted(flags):
@@ -232,21 +235,27 @@ class JsonColumns:
         shape: Shape,
         flags: dict[int, str],
         float_limit: float,
+        *,
+        typed: bool,
     ) -> Iterable[float | None]:
         """Durations in milliseconds, checked as ``fields.coerce_duration_ms`` checks them."""
         if durations is None:
             return _UNTIMED
         unit = self._unit_ms
-        types = set(map(type, durations))
+        types = {_FLOAT} if typed else set(map(type, durations))
         if types == {_FLOAT}:
             floats = cast(list[float], durations)
-            if min(floats) >= 0.0 and max(floats) <= float_limit:
+            try:
+                within = _within(floats, float_limit)
+            except TypeError:  # typed: a null among them
+                within = False
+            if within:
                 return floats if unit == 1.0 else list(map(operator.mul, floats, repeat(unit)))
         elif types <= {_INT, _FLOAT} and (unit == 1.0 or types == {_INT}):
             millis = list(map(float, cast(list[float], durations)))
             if unit != 1.0:
                 millis = list(map(operator.mul, millis, repeat(unit)))
-            if min(millis) >= 0.0 and max(millis) <= LONGEST_DURATION_MS:
+            if _within(millis, LONGEST_DURATION_MS):
                 return millis
         return self._durations_one_by_one(durations, shape, flags, float_limit)
 
@@ -383,6 +392,11 @@ def _same_keys(shape: Shape, docs: list[dict[str, Any]]) -> bool:
     except KeyError:
         return False
     return True
+
+
+def _within(values: list[float], limit: float) -> bool:
+    """Whether every value lies in [0, ``limit``]; TypeError if one is None."""
+    return min(values) >= 0.0 and max(values) <= limit
 
 
 def _positions(items: Sequence[Category], item: Category, count: int) -> list[int]:

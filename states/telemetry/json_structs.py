@@ -11,10 +11,12 @@ keys (as ``json_shapes`` reads a batch from its first object's keys):
   ``int | None``, duration ``float | None``, which takes integers too and
   refuses booleans, as the general path does); a target without candidate
   keys is read as always null;
-- the text targets of the category are read as literals, the values seen
-  so far (``learn_values``, up to ``MAX_LITERALS`` each, then any text): a
-  literal decodes to the one string object of that value, whose hash is
-  computed once, so grouping lines by category costs half as much;
+- the text targets of the category, and the status, are read as literals,
+  the values seen so far (``learn_values``, up to ``MAX_LITERALS`` each,
+  then any text or integer): a literal decodes to the one object of that
+  value (a string's hash computed once, a status neither made nor freed per
+  line, compared by identity), so grouping lines by category costs half as
+  much;
 - the stack keys, the line's other keys, and keys learned later
   (``learn``) hold any JSON value (``JSON_VALUE``, numbers as floats,
   nesting bounded), so the decoder validates every key and value of a line
@@ -46,7 +48,8 @@ import msgspec
 from states.telemetry.json_shapes import CATEGORY, Shape
 
 MAX_EXTRAS: Final = 32  # keys learned per shape beyond its first line's
-MAX_LITERALS: Final = 256  # values of one text target read as literals; more: any text
+MAX_LITERALS: Final = 256  # values of one target read as literals; more: any value of its type
+_LITERAL_INTS: Final = range(-(2**63), 2**63)  # the integers msgspec takes as literals
 UNSEEN: Final = "selfheal:unseen"  # the literal of a target whose values are still unknown
 
 
@@ -75,11 +78,12 @@ class BlockShape:
 
     keys: list[str]  # the JSON key of each struct field, in row order
     types: list[Any]
-    literals: dict[int, set[str] | None]  # text fields of the category: values read as literals
+    literals: dict[int, set[Any] | None]  # category fields (text, or status): literal values
     refused: frozenset[str]  # keys never learned: other targets' candidates
     columns: Shape  # what ``json_columns`` groups the rows under
     stack_of: Callable[[Row], Row] | None  # a row's stack values (twice the one, if one)
     stacks: list[str]
+    numbers: frozenset[int] = frozenset()  # the literal fields holding integers (the status)
     decoder: msgspec.json.Decoder[Any] = field(init=False)
     learnable: int = field(init=False)  # how many more keys ``learn`` may add
 
@@ -105,20 +109,23 @@ class BlockShape:
         return True
 
     def learn_values(self, values: Mapping[str, object]) -> bool:
-        """Read the text values of ``values`` (a line's object) that are new as literals too;
-        a target past ``MAX_LITERALS`` values is read as any text. False if nothing is new."""
+        """Read the category values of ``values`` (a line's object) that are new as literals
+        too (texts; integers for the status); a target past ``MAX_LITERALS`` values, or given
+        an integer msgspec cannot take as a literal, is read as any text or integer. False if
+        nothing is new."""
         changed = False
         for position, known in self.literals.items():
             value = values.get(self.keys[position])
-            if known is None or type(value) is not str or value in known:
+            kind = int if position in self.numbers else str
+            if known is None or type(value) is not kind or value in known:
                 continue
             changed = True
-            if len(known) < MAX_LITERALS:
+            if len(known) < MAX_LITERALS and (kind is str or value in _LITERAL_INTS):
                 known.add(value)
                 self.types[position] = _literal(known)
             else:
                 self.literals[position] = None
-                self.types[position] = str | None
+                self.types[position] = kind | None
         if changed:
             self.decoder = _decoder(self.keys, self.types)
         return changed
@@ -157,20 +164,21 @@ def shape_of(
         absent=frozenset(),
         further=frozenset(),
     )
-    literals: dict[int, set[str] | None] = {
-        position[read[t]]: set() for t in CATEGORY if t != "status" and names[t]
-    }
+    literals: dict[int, set[Any] | None] = {position[read[t]]: set() for t in CATEGORY if names[t]}
+    numbers = frozenset({position[read["status"]]} if names["status"] else ())
     at = [position[key] for key in stacks]
     stack_of = operator.itemgetter(*(at if len(at) > 1 else at * 2)) if at else None
     try:
-        shape = BlockShape(keys, types, literals, frozenset(named), columns, stack_of, stacks)
+        shape = BlockShape(
+            keys, types, literals, frozenset(named), columns, stack_of, stacks, numbers
+        )
     except ValueError:  # a key msgspec cannot name (a quote, a backslash, a control byte)
         return None
     shape.learn_values(first)
     return shape
 
 
-def _literal(values: set[str]) -> Any:
+def _literal(values: set[Any]) -> Any:
     return Literal[tuple(sorted(values or {UNSEEN}))] | None
 
 

@@ -39,6 +39,8 @@ _ONE_SECOND: Final = timedelta(seconds=1)
 _DIGITS: Final = "0123456789"
 _HEAD_CHARS: Final = 19  # "2026-03-01T11:50:01"
 _MINUTE_CHARS: Final = 17  # "2026-03-01T11:50:"
+_SEPARATOR: Final = "|"  # between the texts joined for ``_all_shaped``; any character would do
+_SEPARATOR_BYTE: Final = _SEPARATOR.encode()
 _head_of = itemgetter(slice(0, _HEAD_CHARS))
 _SECOND_HEAD = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}", re.ASCII)
 
@@ -143,24 +145,33 @@ def _fraction_shape(text: str) -> tuple[int, str] | None:
 
 def _all_shaped(texts: Sequence[str], digits: int, zone: str) -> bool:
     """Whether every text is a head with digits for seconds, a dot, ``digits`` ASCII digits and
-    ``zone``.
+    ``zone`` (False too if a text holds the separator or any other character that is not
+    ASCII: its lines are then parsed in full).
 
-    Checked column by column over the joined texts: with one length for all,
-    ``joined[j::width]`` is the j-th character of every text.
+    Checked column by column over the texts joined by a separator: if the
+    separator occurs only ``len(texts) - 1`` times, every one of them was
+    joined in, and if those all lie ``width + 1`` apart (the joined text as
+    long as that makes it) every text is ``width`` long, so
+    ``joined[j::width + 1]`` is the j-th character of every text. Counting
+    the separator costs half as much as taking every text's length, and
+    ``bytes.isdigit`` a seventh of ``str.isdigit``.
     """
     width = _HEAD_CHARS + 1 + digits + len(zone)
-    if len(texts[0]) != width or set(map(len, texts)) != {width}:
+    n, stride = len(texts), width + 1
+    joined = _SEPARATOR.join(texts)
+    if not joined.isascii() or len(joined) != stride * n - 1:
         return False
-    joined, n = "".join(texts), len(texts)
-    if joined[_HEAD_CHARS::width] != "." * n:
+    if joined.count(_SEPARATOR) != n - 1:
+        return False
+    data = joined.encode()
+    if data[width::stride] != _SEPARATOR_BYTE * (n - 1) or data[_HEAD_CHARS::stride] != b"." * n:
         return False
     # the seconds and the fraction: ASCII digits (the rest of the head is vetted by parsing)
     for j in (
         *range(_MINUTE_CHARS, _HEAD_CHARS),
         *range(_HEAD_CHARS + 1, _HEAD_CHARS + 1 + digits),
     ):
-        column = joined[j::width]
-        if not (column.isascii() and column.isdigit()):
+        if not data[j::stride].isdigit():
             return False
     start = _HEAD_CHARS + 1 + digits
-    return all(joined[start + k :: width] == char * n for k, char in enumerate(zone))
+    return all(data[start + k :: stride] == char.encode() * n for k, char in enumerate(zone))

@@ -83,8 +83,11 @@ def _line_blocks(
 
     At most ``max_bytes`` are read (but see ``_skip_long_line``). Reading a
     block at a time keeps memory small and warm: a block's lines are folded
-    and freed before the next block is read into the memory they used.
-    ``whole``: each block's lines as a ``LineBlock``, else as a list.
+    and freed before the next block is read into the memory they used. The
+    incomplete line a block ends with is read again at the start of the next
+    block (a seek back over it) rather than joined to it, which would copy the
+    whole block once more. ``whole``: each block's lines as a ``LineBlock``,
+    else as a list.
     """
     with path.open("rb") as handle:
         handle.seek(offset)
@@ -104,7 +107,10 @@ def _line_blocks(
                 split = data.split(b"\n")
                 rest = split.pop()  # what follows the last newline: empty, or a line being written
                 lines = split
-            pending = [rest] if rest else []
+            pending = []
+            if rest:  # read again with the next block, and counted once
+                handle.seek(-len(rest), 1)
+                left += len(rest)
             consumed += len(data) - len(rest)
             result.bytes_read += len(data) - len(rest)
             yield _within_limit(lines, max_line, result)
