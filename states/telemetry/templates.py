@@ -136,31 +136,26 @@ class TemplateMiner:
         The same learning as ``add``, without the per-window count or the
         template text: the caller counts per window itself.
         """
-        shape = None  # _learn's remembered answers, without a call; the shape first (it
+        cluster = None  # _learn's remembered answers, without a call; the shape first (it
         if self._by_shape_on:  # answers most messages; digit_shape inline), then the message
-            shape = message.encode("utf-8", "surrogatepass").translate(_DIGIT_SHAPE)
-            masked = self._by_shape.get(shape)
+            masked = self._by_shape.get(
+                message.encode("utf-8", "surrogatepass").translate(_DIGIT_SHAPE)
+            )
             cluster = None if masked is None else self._by_masked.get(masked)
-            if cluster is not None:
-                cluster.size += 1
-                return cluster.cluster_id, False
-        cluster = self._by_message.get(message)
+        if cluster is None:
+            cluster = self._by_message.get(message)
         if cluster is not None:
             cluster.size += 1
             return cluster.cluster_id, False
-        cluster, change = self._learn(message, shape, looked_up=True)
+        cluster, change = self._learn(message)
         return int(cluster.cluster_id), change == "cluster_created"
 
-    def _learn(
-        self, message: str, shape: bytes | None = None, *, looked_up: bool = False
-    ) -> tuple[LogCluster, str]:
-        """``looked_up``: the message is known not to be remembered (``assign`` looked);
-        ``shape``: its digit shape, when computed already."""
-        cluster = None if looked_up else self._by_message.get(message)
+    def _learn(self, message: str) -> tuple[LogCluster, str]:
+        cluster = self._by_message.get(message)
         if cluster is not None:
             cluster.size += 1  # what drain does for a match that changes nothing
             return cluster, "none"
-        masked = self._masked(message, shape)
+        masked = self._masked(message)
         cluster = self._by_masked.get(masked)
         if cluster is not None:
             cluster.size += 1
@@ -176,7 +171,7 @@ class TemplateMiner:
             self._keep(self._by_message, message, cluster)
         return cluster, change
 
-    def _masked(self, message: str, shape: bytes | None = None) -> str:
+    def _masked(self, message: str) -> str:
         """``mask_message(message)``, remembered by the message's digit shape when that is exact.
 
         The shape replaces the digits 1-9 with 1 (bytes.translate, in C). Mask
@@ -189,13 +184,11 @@ class TemplateMiner:
         A hex or UUID value's letters give its message a shape of its own; so
         a message whose shape is not remembered has those words masked first
         (``mask_hex_tokens``, exact for the default rules) and is looked up
-        again by the shape of what remains. ``shape``: the message's, when the
-        caller computed it already.
+        again by the shape of what remains.
         """
         if not self._by_shape_on:
             return mask_message(message, self._masks)
-        if shape is None:
-            shape = digit_shape(message)
+        shape = digit_shape(message)
         masked = self._by_shape.get(shape)
         if masked is None and self._hex_words_on and (words := mask_hex_tokens(message)):
             message = words  # masks to the same text, and its shape is shared by more messages

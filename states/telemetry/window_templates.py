@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from states.telemetry.folding import TemplateHit
-from states.telemetry.records import ERROR_LEVELS, Record
+from states.telemetry.records import Record
 from states.telemetry.templates import TemplateMiner
 
 FREE_TEXT_KINDS: Final = frozenset({"syslog", "serilog", "regex"})
@@ -84,16 +84,10 @@ class SourceTemplates:
         return self._every or record.level in SEVERE_LEVELS or record.is_error
 
     def hit(self, record: Record) -> TemplateHit | None:
-        """The template of the record's message, if it is mined (``wants``, read once)."""
-        message, level, status = record.message, record.level, record.status
-        if not message:
+        """The template of the record's message, if it is mined."""
+        if not self.wants(record):
             return None
-        error = (status is not None and status >= 500) or level in ERROR_LEVELS  # is_error
-        if error:
-            return self.hit_message(message, "error")
-        if self._every or level in SEVERE_LEVELS:
-            return self.hit_message(message, level)
-        return None
+        return self.hit_message(record.message, "error" if record.is_error else record.level)
 
     def hit_message(self, message: str, level: str) -> TemplateHit:
         """The template of a message this source mines (see ``wants``), logged at ``level``.
