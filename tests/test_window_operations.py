@@ -14,11 +14,14 @@ from __future__ import annotations
 import math
 import random
 import sqlite3
+import struct
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 import pytest
 
 from states.telemetry import operations
@@ -170,6 +173,65 @@ def test_the_folder_keeps_samples_sketches_and_longest_as_the_reference_fold_doe
         else:
             assert mine.samples == [] and mine.sketch is not None
             assert signed(mine.sketch.to_state()) == signed(sketch_of(in_order).to_state())
+
+
+def finite_floats(rng: random.Random, n: int) -> list[float]:
+    """Durations and any other finite floats: subnormals, huge exponents, signed zeros."""
+    special = [0.0, -0.0, 5e-324, 2.2250738585072014e-308, 1e-300, 1e9, 3.16e10, 1e300]
+    found: list[float] = []
+    while len(found) < n:
+        pick = rng.random()
+        if pick < 0.4:
+            found.append(round(rng.lognormvariate(3, 1), 3))
+        elif pick < 0.5:
+            found.append(rng.choice(special))
+        else:
+            value = struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0]
+            if math.isfinite(value) and abs(value) < 1e300:
+                found.append(value)
+    return found
+
+
+def test_segment_sums_round_to_what_fsum_gives_for_any_finite_floats() -> None:
+    rng = random.Random(5)
+    for _ in range(400):
+        lengths = [rng.randint(0, 60) for _ in range(rng.randint(1, 9))]
+        values = finite_floats(rng, sum(lengths))
+        summed = operations.segment_sums(np.asarray(values, dtype=np.float64), lengths)
+        assert summed is not None
+        sums, scale = summed
+        start = 0
+        for length, total in zip(lengths, sums, strict=True):
+            run = values[start : start + length]
+            start += length
+            assert total == sum(Fraction(v) for v in run) / Fraction(2) ** scale
+            if total:
+                assert operations.scaled_float(total, scale) == math.fsum(run)
+
+
+def test_the_folder_sums_extreme_durations_as_the_reference_fold_does() -> None:
+    rng = random.Random(8)
+    durations = [abs(v) for v in finite_floats(rng, 3000)]
+    records = [
+        Record(
+            T0 + timedelta(seconds=i % 60),
+            "catalog",
+            ("GET /x", "POST /cart", "GET /zero")[i % 3],
+            0.0 if i % 3 == 2 else d,
+            200,
+            instance=("web-0", "web-1", None)[i % 4 % 3],
+        )
+        for i, d in enumerate(durations)
+    ]
+    folder = WindowFolder(60)
+    for r in records:
+        folder.add_record(r)
+
+    folded, reference = folder.partials(), fold(records, 60)
+
+    assert any(len(part.samples) > EXACT_LIMIT for part in reference.values())
+    for key, part in reference.items():
+        assert signed(folded[key].operations) == signed(part.operations)
 
 
 def test_only_the_busiest_operations_keep_their_names() -> None:

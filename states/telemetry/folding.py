@@ -22,8 +22,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from states.telemetry.operations import OperationTally, figures_of
+import numpy as np
+
+from states.telemetry.operations import OperationTally, figures_of, segment_sums
 from states.telemetry.records import Record
 from states.telemetry.sketches import EXACT_LIMIT, sketch_of
 from states.telemetry.windows import MAX_FRAMES, PartialWindow, WindowKey
@@ -31,6 +34,7 @@ from states.telemetry.windows import MAX_FRAMES, PartialWindow, WindowKey
 # component, instance ("" = none), window bucket (start / window_s), version ("" = none),
 # operation ("" = none)
 TallyKey = tuple[str, str, int, str, str]
+Array = np.ndarray[Any, np.dtype[np.float64]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +142,7 @@ class WindowFolder:
         starts: dict[int, datetime] = {}
         parts: dict[WindowKey, PartialWindow] = {}
         operations: dict[WindowKey, dict[str, OperationTally]] = {}
+        runs: dict[WindowKey, list[tuple[int, list[OperationTally]]]] = {}
         for tally_key, tally in self.tallies.items():
             component, instance, bucket, version, operation = tally_key
             start = starts.get(bucket)
@@ -147,6 +152,8 @@ class WindowFolder:
             if instance:
                 keys.append((component, instance, start))
             longest = _sorted_longest(tally.durations) if tally.durations else None
+            entries: list[OperationTally] = []
+            runs.setdefault(keys[0], []).append((len(tally.durations), entries))
             for key in keys:
                 part = parts.get(key)
                 if part is None:
@@ -164,9 +171,11 @@ class WindowFolder:
                     if entry is None:
                         entry = by_name[operation] = OperationTally()
                     entry.add(tally.count, tally.errors, tally.durations, longest)
+                    entries.append(entry)
+        arrays = _sum_large(parts, runs)
         for key, by_name in operations.items():
             parts[key].operations = figures_of(by_name)
-        self._sketch_large(parts)
+        self._sketch_large(parts, arrays)
         for part in parts.values():
             part.samples.sort()  # canonical; merges the tallies' ascending runs
         for (component, instance, bucket), extras in self._extras.items():
@@ -176,11 +185,39 @@ class WindowFolder:
         return parts
 
     @staticmethod
-    def _sketch_large(parts: dict[WindowKey, PartialWindow]) -> None:
-        """Windows with many durations get a sketch of them, built in one pass per window."""
-        for part in parts.values():
+    def _sketch_large(
+        parts: dict[WindowKey, PartialWindow], arrays: dict[WindowKey, Array]
+    ) -> None:
+        """Windows with many durations get a sketch of them, built in one pass per window
+        (over the array ``_sum_large`` made of an all-instance window's durations)."""
+        for key, part in parts.items():
             if len(part.samples) > EXACT_LIMIT:
-                part.sketch, part.samples = sketch_of(part.samples), []
+                part.sketch, part.samples = sketch_of(part.samples, arrays.get(key)), []
+
+
+def _sum_large(
+    parts: dict[WindowKey, PartialWindow],
+    runs: dict[WindowKey, list[tuple[int, list[OperationTally]]]],
+) -> dict[WindowKey, Array]:
+    """Exact operation sums of the all-instance windows that will be sketched, from one array
+    of each one's durations (the tallies' lists in a row, as its samples were extended): each
+    list is summed once and its sum added to the operations of both windows it counts in.
+    Returns the arrays, for the sketches."""
+    arrays: dict[WindowKey, Array] = {}
+    for key, window_runs in runs.items():
+        samples = parts[key].samples
+        if len(samples) <= EXACT_LIMIT:
+            continue
+        array = arrays[key] = np.asarray(samples, dtype=np.float64)
+        summed = segment_sums(array, [length for length, _ in window_runs])
+        if summed is None:
+            continue
+        sums, scale = summed
+        for (_, entries), total in zip(window_runs, sums, strict=True):
+            for entry in entries:
+                entry.exact += total
+                entry.scale = scale
+    return arrays
 
 
 def _sorted_longest(durations: list[float]) -> float:

@@ -28,10 +28,18 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Final
+from typing import Any, Final
+
+import numpy as np
 
 TOP_OPERATIONS: Final = 50
 OTHER: Final = "other"
+# Exponents are summed in blocks of 2**_BLOCK_BITS; a value's mantissa shifted within its block
+# is split at bit _SPLIT into two parts, each summed exactly in float64 (< 2**53) while a
+# window has fewer than _MAX_VALUES values.
+_BLOCK_BITS: Final = 4
+_SPLIT: Final = 35
+_MAX_VALUES: Final = 2**17
 
 Figures = dict[str, float]
 
@@ -51,6 +59,8 @@ class OperationTally:
     errors: int = 0
     parts: list[Sequence[float]] = field(default_factory=list)
     longest: list[float] = field(default_factory=list)  # the maximum of each part
+    exact: int = 0  # when ``scale`` is set: the exact sum of every part, in units of 2**scale
+    scale: int | None = None
 
     def add(
         self, count: int, errors: int, durations: Sequence[float], longest: float | None = None
@@ -74,9 +84,55 @@ class OperationTally:
     def figures(self) -> Figures:
         """Count, errors, exact sum and maximum of the durations."""
         longest = max(self.longest) if self.longest else 0.0
-        parts = self.parts
+        if self.exact and self.scale is not None:
+            total = scaled_float(self.exact, self.scale)
+            return {
+                "count": self.count,
+                "errors": self.errors,
+                "total_ms": total,
+                "max_ms": longest,
+            }
+        parts = self.parts  # a zero sum too: ``fsum`` chooses the sign of a zero
         total = math.fsum(parts[0] if len(parts) == 1 else chain.from_iterable(parts))
         return {"count": self.count, "errors": self.errors, "total_ms": total, "max_ms": longest}
+
+
+def segment_sums(
+    values: np.ndarray[Any, np.dtype[np.float64]], lengths: Sequence[int]
+) -> tuple[list[int], int] | None:
+    """The exact sum of each run of ``lengths`` consecutive finite ``values``, as integers in
+    units of 2**scale, with that scale; None when there are too many values to sum exactly.
+
+    Each value is m * 2**e (``frexp``); exponents are grouped in blocks, a value's 53-bit
+    mantissa shifted by its exponent within the block is an exact integer below 2**69, split
+    into two parts below 2**35 whose sums per (run, block) are exact float64 integers.
+    """
+    if len(values) >= _MAX_VALUES or not len(values):
+        return None
+    mantissas, exponents = np.frexp(values)
+    low = int(exponents.min())
+    offsets = exponents - low
+    blocks = (int(offsets.max()) >> _BLOCK_BITS) + 1
+    shifted = np.ldexp(mantissas, (offsets & ((1 << _BLOCK_BITS) - 1)) + 53)
+    high = np.trunc(np.ldexp(shifted, -_SPLIT))
+    rest = shifted - np.ldexp(high, _SPLIT)
+    keys = np.repeat(np.arange(len(lengths)) * blocks, lengths) + (offsets >> _BLOCK_BITS)
+    size = len(lengths) * blocks
+    highs = np.bincount(keys, weights=high, minlength=size)
+    rests = np.bincount(keys, weights=rest, minlength=size)
+    present = np.flatnonzero((highs != 0) | (rests != 0))
+    sums = [0] * len(lengths)
+    for key, h, r in zip(
+        present.tolist(), highs[present].tolist(), rests[present].tolist(), strict=True
+    ):
+        run, block = divmod(key, blocks)
+        sums[run] += ((int(h) << _SPLIT) + int(r)) << (block << _BLOCK_BITS)
+    return sums, low - 53
+
+
+def scaled_float(total: int, scale: int) -> float:
+    """``total * 2**scale`` correctly rounded (int to float and int / int both round so)."""
+    return float(total << scale) if scale >= 0 else total / (1 << -scale)
 
 
 def figures_of(tallies: Mapping[str, OperationTally]) -> dict[str, Figures]:

@@ -77,12 +77,15 @@ class LatencySketch:
         """The bucket holding ``value`` (>= ``MIN_INDEXABLE_MS``)."""
         return math.ceil(math.log(value) * self._inv_log_gamma)
 
-    def add_many(self, values: Iterable[float]) -> None:
+    def add_many(
+        self, values: Iterable[float], array: np.ndarray[Any, np.dtype[np.float64]] | None = None
+    ) -> None:
         """Count every value; the buckets are computed over a numpy array (a few values: by
-        chained ``map`` calls), with the same result as ``index`` of each value."""
+        chained ``map`` calls), with the same result as ``index`` of each value. ``array``,
+        when given, holds the same values in the same order (made by the caller already)."""
         values = values if isinstance(values, list) else list(values)
         if len(values) >= VECTOR_FROM:
-            self._add_array(values)
+            self._add_array(values, array)
             return
         if not values:
             return
@@ -96,11 +99,14 @@ class LatencySketch:
         scaled = map(operator.mul, logs, itertools.repeat(self._inv_log_gamma))
         self._add_indexed(Counter(map(math.ceil, scaled)))
 
-    def _add_array(self, values: list[float]) -> None:
+    def _add_array(
+        self, values: list[float], array: np.ndarray[Any, np.dtype[np.float64]] | None
+    ) -> None:
         """``add_many`` over an array: the extremes too (Python's ``min`` and ``max`` over a
         list cost as much as the rest of the sketching), those of the list itself when
         they are zero or NaN, where ``min`` and ``max`` pick by order among equal values."""
-        array = np.asarray(values, dtype=np.float64)
+        if array is None:
+            array = np.asarray(values, dtype=np.float64)
         low, high = float(array.min()), float(array.max())
         if low == 0.0 or high == 0.0 or math.isnan(low):  # -0.0 == 0.0; nan: first found
             low, high = min(values), max(values)
@@ -237,10 +243,12 @@ class LatencySketch:
         return sketch
 
 
-def sketch_of(values: Iterable[float]) -> LatencySketch:
-    """A new sketch holding ``values``."""
+def sketch_of(
+    values: Iterable[float], array: np.ndarray[Any, np.dtype[np.float64]] | None = None
+) -> LatencySketch:
+    """A new sketch holding ``values`` (also held by ``array``, when given)."""
     sketch = LatencySketch()
-    sketch.add_many(values)
+    sketch.add_many(values, array)
     return sketch
 
 
