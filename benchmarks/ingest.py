@@ -18,8 +18,9 @@ read → parse → normalize → fold → windows stored and closed. Formats:
 
 For ``json`` the end-to-end run is repeated with the per-operation figures
 switched off where the folder computes them (``folding.figures_of`` returns
-none, so none are merged or stored either; the finer tallies they are drawn
-from stay): the difference is what the figures cost.
+none and ``folding.segment_sums`` sums nothing, so none are merged or stored
+either; the finer tallies they are drawn from stay): the difference is what
+the figures cost.
 
 Beside them, on the same data in the same run:
 
@@ -231,13 +232,14 @@ def _stored(session: Any) -> dict[str, Any]:
 @contextmanager
 def operation_figures_off() -> Iterator[None]:
     """Ingestion without per-operation figures: the folder computes none for any window."""
-    names = vars(folding)  # the name folding calls, bound where it imported it
-    real = names["figures_of"]
+    names = vars(folding)  # the names folding calls, bound where it imported them
+    real = names["figures_of"], names["segment_sums"]
     names["figures_of"] = lambda tallies: {}
+    names["segment_sums"] = lambda values, lengths: None  # the figures' exact sums
     try:
         yield
     finally:
-        names["figures_of"] = real
+        names["figures_of"], names["segment_sums"] = real
 
 
 def read_floor(log: Path, max_bytes: int, max_line: int) -> int:
