@@ -280,6 +280,29 @@ def test_an_over_long_line_is_counted_as_too_long_wherever_it_is() -> None:
     assert rejected == {"too_long": 3}
 
 
+@pytest.mark.parametrize("at", [0, CHUNK - 1, CHUNK, 2 * CHUNK + 7, 3 * CHUNK - 1])
+def test_an_over_long_line_in_one_chunk_of_a_block_is_too_long_there_alone(at: int) -> None:
+    spec = FormatSpec(max_line_bytes=400)
+    lines = uniform(3 * CHUNK)
+    lines[at] = line(message="m" * 500)
+    assert_same(spec, lines)
+    _, rejected, _ = fast_path(spec, lines, 60.0)
+    assert rejected == {"too_long": 1}
+
+
+@pytest.mark.parametrize("duration", [7.5, None])
+def test_refused_lines_among_lines_of_equal_durations_go_alone_to_the_parser(
+    duration: float | None,
+) -> None:
+    lines = uniform(3 * CHUNK, duration_ms=duration)
+    failed = [0, 5, 6, 7, 300, CHUNK - 1, CHUNK, 2 * CHUNK + 1, 3 * CHUNK - 1]
+    for at in failed:
+        odd = {"level": "error", "status": 1000, "message": f"Payment {at} declined"}
+        lines[at] = uniform(1, start=at, duration_ms=duration, instance="web-0", **odd)[0]
+    assert_same(FormatSpec(), lines)
+    assert _routes(lines) == Counter({"parser": len(failed)})
+
+
 def test_lines_out_of_order_and_across_windows_fold_as_the_general_path() -> None:
     lines = uniform(3 * CHUNK)
     lines += [line(ts=(NOW - timedelta(seconds=s * 7.3)).isoformat()) for s in range(300)]

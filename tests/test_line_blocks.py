@@ -56,6 +56,16 @@ def test_a_block_reads_as_the_list_of_its_lines(seed: int) -> None:
     assert list(block[::3]) == lines[::3]
 
 
+@pytest.mark.parametrize("newlines", [b"\n", b"ab\n", b"abcdefghijklmnopqrstuvwxyz\n"])
+def test_lines_are_found_wherever_newlines_lie_in_their_words(newlines: bytes) -> None:
+    rng = random.Random(len(newlines))
+    for size in [*range(1, 80), 1000, 4099]:
+        data = bytes(rng.choice(newlines) for _ in range(size - 1)) + b"\n"
+        block = LineBlock.of(data + b"tail", size - 1)
+        assert [block[i] for i in range(len(block))] == data[:-1].split(b"\n")
+        assert longest(block) == max(map(len, data[:-1].split(b"\n")))
+
+
 def test_an_empty_slice_has_no_lines_and_joins_to_nothing() -> None:
     block = block_of([b"a", b"b"])[1:1]
 

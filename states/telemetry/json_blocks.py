@@ -123,21 +123,31 @@ class JsonBlocks:
             fallback(lines)
             return
         self._refused = 0
+        # One look for over-long lines in the whole block: a chunk of a block without one
+        # has none either, so its own look (``longest``, a numpy pass a chunk) is skipped.
+        long_lines = bool(lines) and longest(lines) > self._max_bytes
         for start in range(0, len(lines), CHUNK_LINES):
-            self._chunk(lines[start : start + CHUNK_LINES], rejected, general, fallback)
+            chunk = lines[start : start + CHUNK_LINES]
+            self._chunk(chunk, rejected, general, fallback, long_lines=long_lines)
         if self._refused > MAX_REFUSED:
             self.enabled = False
             self._kept.forget()
 
     def _chunk(
-        self, lines: Lines, rejected: Counter[str], general: GeneralPath, fallback: Fallback
+        self,
+        lines: Lines,
+        rejected: Counter[str],
+        general: GeneralPath,
+        fallback: Fallback,
+        *,
+        long_lines: bool,
     ) -> None:
         shape = self._shape(lines)
         if shape is None:
             fallback(lines)
             return
         start = 0
-        if longest(lines) > self._max_bytes:  # the parser rejects those: too long
+        if long_lines and longest(lines) > self._max_bytes:  # the parser rejects those: too long
             for i, raw in enumerate(lines):
                 if len(raw) > self._max_bytes:
                     self._run(shape, lines[start:i], rejected, general, fallback)

