@@ -40,7 +40,8 @@ floor it is compared with, so a pair of figures shares the machine's load of
 the moment; each ratio is given as the ratio of the medians and as the median
 of the pairs' ratios (``_pairwise``). The machine is shared and noisy, so CPU
 time (``process_time``) is reported next to wall time, and "lines/s per
-core" is lines per CPU-second: ingestion runs on one thread. Results go to ``benchmarks/results/ingest.json``.
+core" is lines per CPU-second: ingestion runs on one thread. Results go to
+``benchmarks/results/ingest.json``.
 
 Run: ``python -m benchmarks.ingest [--lines N] [--repeats N] [--formats json,syslog]``.
 """

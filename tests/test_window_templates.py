@@ -34,9 +34,8 @@ from states.telemetry.masks import (
     mask_hex_tokens,
     mask_message,
 )
-from states.telemetry.records import Record
 from states.telemetry.templates import CACHE_LIMIT, MiningSettings, TemplateMiner, new_drain
-from states.telemetry.window_templates import OTHER, SourceTemplates, merge_counts, merge_new
+from states.telemetry.window_templates import OTHER, merge_counts, merge_new
 from storage import window_store
 from storage.db import Database, open_database
 from storage.migrations import WINDOW_COLUMNS_ADDED
@@ -153,31 +152,6 @@ def test_json_sources_mine_only_warnings_and_errors(json_feed: Feed) -> None:
     assert state is not None
     texts = {" ".join(t["tokens"]) for t in state["templates"]}
     assert texts == {"pool exhausted: <NUM> waiting", "upstream <ADDR> refused"}
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    kind=st.sampled_from(["json", "logfmt", "syslog"]),
-    records=st.lists(
-        st.tuples(
-            st.sampled_from(["", "pool exhausted: 12 waiting", "upstream 10.0.0.3:80 refused"]),
-            st.sampled_from(["debug", "info", "warning", "error", "critical", "fatal"]),
-            st.sampled_from([None, 200, 404, 499, 500, 503]),
-        ),
-        max_size=30,
-    ),
-)
-def test_a_record_is_mined_when_wanted_at_its_error_or_own_level(
-    kind: str, records: list[tuple[str, str, int | None]]
-) -> None:
-    mined, reference = (SourceTemplates("app", kind, TemplateMiner()) for _ in range(2))
-    for message, level, status in records:
-        record = Record(T0, "catalog", message=message, level=level, status=status)
-        expected = None
-        if reference.wants(record):
-            expected = reference.hit_message(message, "error" if record.is_error else level)
-        assert mined.hit(record) == expected
-    assert mined.levels == reference.levels
 
 
 def test_access_logs_mine_nothing(tmp_path: Path) -> None:

@@ -22,19 +22,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 
 from states.telemetry.operations import OperationTally, figures_of, segment_sums
 from states.telemetry.records import Record
-from states.telemetry.sketches import EXACT_LIMIT, sketch_of
+from states.telemetry.sketches import EXACT_LIMIT, FloatArray, sketch_of
 from states.telemetry.windows import MAX_FRAMES, PartialWindow, WindowKey
 
 # component, instance ("" = none), window bucket (start / window_s), version ("" = none),
 # operation ("" = none)
 TallyKey = tuple[str, str, int, str, str]
-Array = np.ndarray[Any, np.dtype[np.float64]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +184,7 @@ class WindowFolder:
 
     @staticmethod
     def _sketch_large(
-        parts: dict[WindowKey, PartialWindow], arrays: dict[WindowKey, Array]
+        parts: dict[WindowKey, PartialWindow], arrays: dict[WindowKey, FloatArray]
     ) -> None:
         """Windows with many durations get a sketch of them, built in one pass per window
         (over the array ``_sum_large`` made of an all-instance window's durations)."""
@@ -198,12 +196,12 @@ class WindowFolder:
 def _sum_large(
     parts: dict[WindowKey, PartialWindow],
     runs: dict[WindowKey, list[tuple[int, list[OperationTally]]]],
-) -> dict[WindowKey, Array]:
+) -> dict[WindowKey, FloatArray]:
     """Exact operation sums of the all-instance windows that will be sketched, from one array
     of each one's durations (the tallies' lists in a row, as its samples were extended): each
     list is summed once and its sum added to the operations of both windows it counts in.
     Returns the arrays, for the sketches."""
-    arrays: dict[WindowKey, Array] = {}
+    arrays: dict[WindowKey, FloatArray] = {}
     for key, window_runs in runs.items():
         samples = parts[key].samples
         if len(samples) <= EXACT_LIMIT:

@@ -28,9 +28,11 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
+
+from states.telemetry.sketches import FloatArray
 
 TOP_OPERATIONS: Final = 50
 OTHER: Final = "other"
@@ -86,20 +88,13 @@ class OperationTally:
         longest = max(self.longest) if self.longest else 0.0
         if self.exact and self.scale is not None:
             total = scaled_float(self.exact, self.scale)
-            return {
-                "count": self.count,
-                "errors": self.errors,
-                "total_ms": total,
-                "max_ms": longest,
-            }
-        parts = self.parts  # a zero sum too: ``fsum`` chooses the sign of a zero
-        total = math.fsum(parts[0] if len(parts) == 1 else chain.from_iterable(parts))
+        else:  # a zero sum too: ``fsum`` chooses the sign of a zero
+            parts = self.parts
+            total = math.fsum(parts[0] if len(parts) == 1 else chain.from_iterable(parts))
         return {"count": self.count, "errors": self.errors, "total_ms": total, "max_ms": longest}
 
 
-def segment_sums(
-    values: np.ndarray[Any, np.dtype[np.float64]], lengths: Sequence[int]
-) -> tuple[list[int], int] | None:
+def segment_sums(values: FloatArray, lengths: Sequence[int]) -> tuple[list[int], int] | None:
     """The exact sum of each run of ``lengths`` consecutive finite ``values``, as integers in
     units of 2**scale, with that scale; None when there are too many values to sum exactly.
 

@@ -42,6 +42,8 @@ from typing import Any, Final
 
 import numpy as np
 
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
 ALPHA: Final = 0.01
 MAX_BUCKETS: Final = 2048
 MIN_INDEXABLE_MS: Final = 1e-6
@@ -77,9 +79,7 @@ class LatencySketch:
         """The bucket holding ``value`` (>= ``MIN_INDEXABLE_MS``)."""
         return math.ceil(math.log(value) * self._inv_log_gamma)
 
-    def add_many(
-        self, values: Iterable[float], array: np.ndarray[Any, np.dtype[np.float64]] | None = None
-    ) -> None:
+    def add_many(self, values: Iterable[float], array: FloatArray | None = None) -> None:
         """Count every value; the buckets are computed over a numpy array (a few values: by
         chained ``map`` calls), with the same result as ``index`` of each value. ``array``,
         when given, holds the same values in the same order (made by the caller already)."""
@@ -99,9 +99,7 @@ class LatencySketch:
         scaled = map(operator.mul, logs, itertools.repeat(self._inv_log_gamma))
         self._add_indexed(Counter(map(math.ceil, scaled)))
 
-    def _add_array(
-        self, values: list[float], array: np.ndarray[Any, np.dtype[np.float64]] | None
-    ) -> None:
+    def _add_array(self, values: list[float], array: FloatArray | None) -> None:
         """``add_many`` over an array: the extremes too (Python's ``min`` and ``max`` over a
         list cost as much as the rest of the sketching), those of the list itself when
         they are zero or NaN, where ``min`` and ``max`` pick by order among equal values."""
@@ -118,7 +116,7 @@ class LatencySketch:
         if len(array):
             self._add_indexed(self._indexed(array))
 
-    def _indexed(self, values: np.ndarray[Any, np.dtype[np.float64]]) -> dict[int, int]:
+    def _indexed(self, values: FloatArray) -> dict[int, int]:
         """How many values fall in each bucket, computed over an array: the same buckets as
         ``index`` gives one by one, since indices near an edge are recomputed by ``index``."""
         scaled = np.log(values)
@@ -243,9 +241,7 @@ class LatencySketch:
         return sketch
 
 
-def sketch_of(
-    values: Iterable[float], array: np.ndarray[Any, np.dtype[np.float64]] | None = None
-) -> LatencySketch:
+def sketch_of(values: Iterable[float], array: FloatArray | None = None) -> LatencySketch:
     """A new sketch holding ``values`` (also held by ``array``, when given)."""
     sketch = LatencySketch()
     sketch.add_many(values, array)
