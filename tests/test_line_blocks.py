@@ -13,6 +13,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from states.telemetry import tailing
@@ -64,6 +65,27 @@ def test_lines_are_found_wherever_newlines_lie_in_their_words(newlines: bytes) -
         block = LineBlock.of(data + b"tail", size - 1)
         assert [block[i] for i in range(len(block))] == data[:-1].split(b"\n")
         assert longest(block) == max(map(len, data[:-1].split(b"\n")))
+
+
+def test_flags_kept_from_block_to_block_find_the_same_lines() -> None:
+    rng = random.Random(7)
+    scratch = np.ones(3000, dtype=np.bool_)  # stale flags everywhere
+    for count in (600, 20, 1, 300):  # longer blocks, then shorter ones over their flags
+        lines = random_lines(rng, count)
+        data = b"\n".join(lines) + b"\n" + b'{"partial"'
+        end = len(data) - len(b'{"partial"') - 1
+        block = LineBlock.of(data, end, scratch)
+        assert list(block) == lines == list(LineBlock.of(data, end))
+        assert [block[i] for i in range(len(block))] == lines
+
+
+def test_flags_too_few_for_a_block_are_left_aside() -> None:
+    lines = [b"x" * 50] * 10
+    data = b"\n".join(lines) + b"\n"
+    scratch = np.ones(100, dtype=np.bool_)
+
+    assert list(LineBlock.of(data, len(data) - 1, scratch)) == lines
+    assert scratch.all()  # untouched
 
 
 def test_an_empty_slice_has_no_lines_and_joins_to_nothing() -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 from states.telemetry.line_blocks import LineBlock, longest
 
 HEAD_BYTES = 64
@@ -93,6 +95,7 @@ def _line_blocks(
         handle.seek(offset)
         consumed, left = offset, max_bytes
         pending: list[bytes] = []  # blocks of a line not yet complete
+        flags = np.empty(min(BLOCK, max_bytes), dtype=np.bool_) if whole else None  # see ``of``
         while left > 0 and (block := handle.read(min(BLOCK, left))):
             left -= len(block)
             if b"\n" not in block:
@@ -101,7 +104,7 @@ def _line_blocks(
             data = b"".join((*pending, block)) if pending else block
             if whole:
                 last = data.rfind(b"\n")
-                lines: Sequence[bytes] = LineBlock.of(data, last)
+                lines: Sequence[bytes] = LineBlock.of(data, last, flags)
                 rest = data[last + 1 :]
             else:
                 split = data.split(b"\n")
