@@ -44,7 +44,8 @@ from typing import Final
 import msgspec
 import orjson
 
-from states.telemetry.json_columns import GENERAL, JsonColumns
+from states.telemetry.duration_columns import GENERAL
+from states.telemetry.json_columns import JsonColumns
 from states.telemetry.json_shapes import Category
 from states.telemetry.json_structs import BlockShape, Row, rows_of, shape_of
 from states.telemetry.line_blocks import joined, longest

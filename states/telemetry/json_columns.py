@@ -16,9 +16,10 @@ line. Most services write every line with the same keys, so a batch of
    (``json_shapes``), and check that no object holds an ``absent`` key;
 3. timestamps: windows from ``SecondWindows.windows_of``, one for the whole
    batch when it lies within one minute;
-4. durations: types and range checked over the column, converted at once;
+4. durations: types and range checked over the column, converted at once
+   (``duration_columns``);
 5. group: each duration is appended to the list of its category in its
-   window (``map(list.append, ...)``). Each new category is vetted once per
+   window (``category_groups``). Each new category is vetted once per
    poll; a category the fast path cannot vouch for (an error, say, whose
    message is to be mined) has its lines taken out and sent to the general
    path.
@@ -33,29 +34,24 @@ line loop.
 from __future__ import annotations
 
 import math
-import operator
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import repeat
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, cast
 
 import orjson
 
+from states.telemetry.category_groups import CategoryGroups
+from states.telemetry.duration_columns import GENERAL, checked_durations
 from states.telemetry.fields import _LONGEST_DURATION_MS as LONGEST_DURATION_MS
 from states.telemetry.fields import FieldError
 from states.telemetry.folding import TallyKey, WindowFolder
-from states.telemetry.json_shapes import Category, Shape, shape_of, vet
+from states.telemetry.json_shapes import Category, Shape, shape_of
 from states.telemetry.mapping import LEVEL_SPELLINGS, RecordBuilder
 from states.telemetry.second_windows import SecondWindows
 
 BATCH_LINES: Final = 128  # small enough that a batch's objects are still in the CPU cache
-GENERAL: Final = "general"  # a line the general path must parse
 
 GeneralPath = Callable[[bytes], None]
-
-_FLAGGED: Final[Category] = ()  # the category of a flagged line while grouping: no real one
-_UNTIMED: Final = repeat(None)
-_FLOAT, _INT = float, int
 
 
 class _Columns(NamedTuple):
@@ -80,12 +76,13 @@ class JsonColumns:
     ) -> None:
         self._names, self._builder = names, builder
         self._folder, self._seconds, self._bounds = folder, seconds, seconds.bounds
-        self._mine_severe = mine_severe
         rules = builder.rules
         self._iso_first = rules.timestamp_formats[:1] == ("iso8601",)
         self._unit_ms = rules.duration_unit_ms
         self._max_duration = LONGEST_DURATION_MS / rules.duration_unit_ms
-        self._default_level = LEVEL_SPELLINGS.get(rules.default_level)
+        self._groups = CategoryGroups(
+            LEVEL_SPELLINGS.get(rules.default_level), mine_severe=mine_severe
+        )
         self._shapes: dict[tuple[str, ...], Shape | None] = {}
         self._tracked: list[Shape] = []  # shapes of typed blocks (``json_blocks``)
 
@@ -131,8 +128,8 @@ class JsonColumns:
         """
         windows = self._windows(stamps, flags)
         limit = float_limit or self._max_duration
-        values = self._durations(durations, shape, flags, limit, typed=typed)
-        if not self._group(shape, cats, windows, values, flags):
+        values = checked_durations(durations, shape, flags, self._unit_ms, limit, typed=typed)
+        if not self._groups.group(shape, cats, windows, values, flags):
             return False
         for i in sorted(flags):
             if flags[i] == GENERAL:
@@ -227,159 +224,6 @@ class JsonColumns:
             return 0
         return math.floor(when.timestamp() / self._folder.window_s)
 
-    # --- durations ------------------------------------------------------------------------------
-
-    def _durations(
-        self,
-        durations: list[object] | None,
-        shape: Shape,
-        flags: dict[int, str],
-        float_limit: float,
-        *,
-        typed: bool,
-    ) -> Iterable[float | None]:
-        """Durations in milliseconds, checked as ``fields.coerce_duration_ms`` checks them."""
-        if durations is None:
-            return _UNTIMED
-        unit = self._unit_ms
-        types = {_FLOAT} if typed else set(map(type, durations))
-        if types == {_FLOAT}:
-            floats = cast(list[float], durations)
-            try:
-                within = _within(floats, float_limit)
-            except TypeError:  # typed: a null among them
-                within = False
-            if within:
-                return floats if unit == 1.0 else list(map(operator.mul, floats, repeat(unit)))
-        elif types <= {_INT, _FLOAT} and (unit == 1.0 or types == {_INT}):
-            millis = list(map(float, cast(list[float], durations)))
-            if unit != 1.0:
-                millis = list(map(operator.mul, millis, repeat(unit)))
-            if _within(millis, LONGEST_DURATION_MS):
-                return millis
-        return self._durations_one_by_one(durations, shape, flags, float_limit)
-
-    def _durations_one_by_one(
-        self, durations: list[object], shape: Shape, flags: dict[int, str], longest: float
-    ) -> list[float | None]:
-        unit = self._unit_ms
-        values: list[float | None] = []
-        for i, value in enumerate(durations):
-            millis: float | None = None
-            if type(value) is float and 0.0 <= value <= longest:
-                millis = value * unit
-            elif type(value) is int and 0.0 <= float(value) * unit <= LONGEST_DURATION_MS:
-                millis = float(value) * unit
-            elif value is not None or "duration" in shape.further:
-                flags[i] = GENERAL
-            values.append(millis)
-        return values
-
-    # --- grouping -------------------------------------------------------------------------------
-
-    def _group(
-        self,
-        shape: Shape,
-        cats: list[Category],
-        windows: int | list[int],
-        values: Iterable[float | None],
-        flags: dict[int, str],
-    ) -> bool:
-        """Append each line's duration to its category's list in its window; flag refused lines.
-
-        False, having changed nothing, when a category holds a list or an object
-        (which cannot be a dictionary key): the batch goes line by line.
-        """
-        if type(windows) is int and not flags:
-            return self._append_or_undo(shape, windows, cats, values, flags)
-        try:
-            hash(tuple(cats))
-        except TypeError:
-            return False
-        if flags:
-            self._settle_rejections(shape, cats, flags)
-            cats = list(cats)
-            for i in flags:
-                cats[i] = _FLAGGED
-        if type(windows) is int:
-            self._append(shape, windows, cats, values, flags)
-            return True
-        durations = [None] * len(cats) if values is _UNTIMED else list(values)
-        by_window: dict[int, list[int]] = {}
-        for i, window in enumerate(cast(list[int], windows)):
-            by_window.setdefault(window, []).append(i)
-        for window, rows in by_window.items():
-            picked_cats = [cats[i] for i in rows]
-            picked = [durations[i] for i in rows]
-            self._append(shape, window, picked_cats, picked, flags, rows)
-        return True
-
-    def _append_or_undo(
-        self,
-        shape: Shape,
-        window: int,
-        cats: list[Category],
-        values: Iterable[float | None],
-        flags: dict[int, str],
-    ) -> bool:
-        """``_append``, or nothing at all when a category cannot be hashed (then False).
-
-        Hashing every category beforehand would cost as much as the appending;
-        an unhashable one is rare, so the appends before it are taken back.
-        """
-        lists = shape.by_window[window]
-        known = len(lists)
-        try:
-            self._append(shape, window, cats, values, flags)
-        except TypeError:
-            for cat in cats:
-                try:
-                    hash(cat)
-                except TypeError:
-                    break
-                lists[cat].pop()
-            for cat in list(lists)[known:]:
-                del lists[cat]
-            return False
-        return True
-
-    def _append(
-        self,
-        shape: Shape,
-        window: int,
-        cats: Sequence[Category],
-        values: Iterable[float | None],
-        flags: dict[int, str],
-        rows: Sequence[int] | None = None,
-    ) -> None:
-        lists = shape.by_window[window]
-        known = len(lists)
-        deque(map(list.append, map(lists.__getitem__, cats), values), maxlen=0)
-        lists.pop(_FLAGGED, None)
-        if len(lists) == known:
-            return
-        for cat in list(lists)[known:]:
-            part = shape.parts.get(cat, ...)
-            if part is ...:
-                part = shape.parts[cat] = vet(
-                    shape, cat, self._default_level, mine_severe=self._mine_severe
-                )
-            if part is None:
-                for j in _positions(cats, cat, lists.pop(cat), values):
-                    flags[j if rows is None else rows[j]] = GENERAL
-
-    def _settle_rejections(self, shape: Shape, cats: list[Category], flags: dict[int, str]) -> None:
-        """A timestamp out of range rejects a line only if the rest of it is fast-path material."""
-        for i, reason in flags.items():
-            if reason != GENERAL:
-                part = shape.parts.get(cats[i], ...)
-                if part is ...:
-                    part = shape.parts[cats[i]] = vet(
-                        shape, cats[i], self._default_level, mine_severe=self._mine_severe
-                    )
-                if part is None:
-                    flags[i] = GENERAL
-
 
 def _same_keys(shape: Shape, docs: list[dict[str, Any]]) -> bool:
     """Whether every object has exactly the keys of the shape's first object (see ``Shape``)."""
@@ -392,39 +236,3 @@ def _same_keys(shape: Shape, docs: list[dict[str, Any]]) -> bool:
     except KeyError:
         return False
     return True
-
-
-def _within(values: list[float], limit: float) -> bool:
-    """Whether every value lies in [0, ``limit``]; TypeError if one is None."""
-    return min(values) >= 0.0 and max(values) <= limit
-
-
-def _positions(
-    items: Sequence[Category], item: Category, taken: list[float | None], values: object
-) -> list[int]:
-    """The indices of the occurrences of ``item`` in ``items``, whose ``values`` (a list, or
-    another iterable) were ``taken`` in their order (``index`` scans in C, and no further
-    than the last one).
-
-    From a list of values, each occurrence is sought among the rows holding
-    its value, as the very object taken (``index`` finds that object by
-    identity, NaN included, so it never passes the occurrence; an equal value
-    of another row is skipped when its category is another): comparing one
-    float a row costs about a third of comparing category tuples (8 against
-    20-30 µs for a chunk of the benchmark's log with its 2-3 failed lines).
-    """
-    found: list[int] = []
-    start = 0
-    if type(values) is not list:
-        for _ in taken:
-            start = items.index(item, start)
-            found.append(start)
-            start += 1
-        return found
-    for value in taken:
-        start = values.index(value, start)
-        while items[start] != item:
-            start = values.index(value, start + 1)
-        found.append(start)
-        start += 1
-    return found
