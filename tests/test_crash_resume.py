@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from agent.demo.run import TARGETS, DemoOptions
+from agent.demo.config import TARGETS, DemoOptions
 from agent.demo.workspace import commit_regression
 from states.artifacts import ARTIFACT_MODELS, DeploymentArtifact
 from states.git import worktrees_under

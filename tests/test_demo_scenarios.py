@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from agent.demo.run import TARGETS, DemoOptions, run_demo
+from agent.demo.config import TARGETS, DemoOptions
+from agent.demo.run import run_demo
 from agent.settings import load_settings
 from states.artifacts import (
     AnomaliesArtifact,

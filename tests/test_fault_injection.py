@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.demo.run import TARGETS
+from agent.demo.config import TARGETS
 from states import machine
 from tests.support.faults import MOMENTS, bundled_sequences, kill_points, run_trial
 from tests.support.trial_results import TrialResult, expected_path, expected_signature

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.demo.run import DemoOptions
+from agent.demo.config import DemoOptions
 from agent.demo.workspace import commit_regression
 from states.artifacts import DiagnosisArtifact, PatchArtifact, PatternsArtifact
 from states.learn.signatures import confidence_of

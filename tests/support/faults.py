@@ -30,8 +30,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import col, select
 
+from agent.demo.config import TARGETS, DemoOptions
 from agent.demo.load import RequestMix
-from agent.demo.run import TARGETS, DemoOptions
 from agent.demo.workspace import commit_regression
 from sequences.loading import bundled_folder, load_sequences
 from sequences.schema import SequenceSpec

@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agent.demo.config import TARGETS, DemoOptions, free_ports, write_config
 from agent.demo.load import LoadGenerator
-from agent.demo.run import TARGETS, DemoOptions, free_ports, write_config
 from agent.demo.workspace import DemoRepository, build_demo_repository
 from agent.settings import load_settings
 from states.deploy.fleet_instances import stop_fleet

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.demo.run import TARGETS
+from agent.demo.config import TARGETS
 from states import machine
 from states.artifacts import ARTIFACT_MODELS
 from storage import repository as repo
