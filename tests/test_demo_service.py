@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from agent.demo import workspace
+from agent.demo import history, workspace
 from agent.demo.load import LoadGenerator, RequestMix
 
 LOG_FIELDS = {"ts", "component", "operation", "duration_ms", "status", "level", "message"}
@@ -228,7 +228,7 @@ def test_the_history_has_several_authors_and_spaced_dates(
     repo, _ = demo
     log = git(repo.path, "log", "--format=%an|%at|%ct", repo.healthy_sha)
     commits = [line.split("|") for line in log.splitlines()]
-    assert len(commits) == len(workspace.HISTORY)
+    assert len(commits) == len(history.HISTORY)
     assert len({author for author, _, _ in commits}) >= 4
     times = sorted(int(authored) for _, authored, _ in commits)
     assert all(later - earlier >= 86400 for earlier, later in itertools.pairwise(times))
