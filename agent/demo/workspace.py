@@ -22,21 +22,6 @@ from pathlib import Path
 
 from agent.demo.history import CULPRIT_FILE, CULPRIT_INDEX, HISTORY, RELEASE, Change, Edit
 
-SERVICE_ARGV: tuple[str, ...] = (
-    "{python}", "-m", "shop.server",
-    "--port", "{port}", "--log", "{log}", "--instance", "{instance}",
-)  # fmt: skip
-"""How to start one instance, as an argument-list template for the local fleet."""
-
-TEST_ARGV: tuple[str, ...] = ("{python}", "-m", "pytest")
-"""The service's own test suite, run from the repository root."""
-
-BENCH_ARGV: tuple[str, ...] = ("{python}", "bench/bench_catalog.py")
-"""The catalog micro-benchmark; its last stdout line is one JSON metric."""
-
-PRODUCTION_DATA_ENV: dict[str, str] = {"SHOP_DATA": "production"}
-"""Instance environment that loads the legacy bundles (the ``bad-fix`` scenario)."""
-
 COMPONENT_SOURCES: dict[str, list[str]] = {
     "catalog": ["shop/catalog.py", "shop/inventory.py"],
     "cart": ["shop/cart.py"],
