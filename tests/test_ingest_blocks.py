@@ -44,6 +44,7 @@ from tests.support.json_paths import (
     assert_same,
     blocks_off,
     fast_path,
+    general_path,
     line,
 )
 
@@ -301,6 +302,28 @@ def test_refused_lines_among_lines_of_equal_durations_go_alone_to_the_parser(
         lines[at] = uniform(1, start=at, duration_ms=duration, instance="web-0", **odd)[0]
     assert_same(FormatSpec(), lines)
     assert _routes(lines) == Counter({"parser": len(failed)})
+
+
+def test_lines_without_durations_and_equal_durations_are_stored_as_the_general_path_stores_them() -> (
+    None
+):
+    durations = [0.0, 1.0, None, 2.5, 1.0, 0.0, None, 2.5]
+    lines = [
+        line(duration_ms=d, operation=f"GET /{i % 2}", instance=f"web-{i % 3}")
+        for _ in range(150)
+        for i, d in enumerate(durations)
+    ]
+    slow, _, _ = general_path(FormatSpec(), lines, 60.0)
+    for blocks in (True, False):
+        fast, _, _ = fast_path(FormatSpec(), lines, 60.0, blocks=blocks)
+        assert fast.keys() == slow.keys()
+        for key, part in slow.items():
+            other = fast[key]
+            assert json.dumps(other.samples) == json.dumps(part.samples)
+            assert json.dumps(other.operations, sort_keys=True) == (
+                json.dumps(part.operations, sort_keys=True)
+            )
+            assert (other.count, other.errors) == (part.count, part.errors)
 
 
 def test_lines_out_of_order_and_across_windows_fold_as_the_general_path() -> None:

@@ -1,7 +1,8 @@
 """Grouping a column of lines' durations by window and category, vetting each category once.
 
-Each duration is appended to the list of its category in its window with
-one ``map(list.append, ...)`` over the column; a category seen for the
+Each duration is appended to the doubles of its category in its window
+(an ``array``, see ``Shape.by_window``) with one ``map(array.append, ...)``
+over the column; a category seen for the
 first time in a poll is vetted then (``json_shapes.vet``), and a category
 the fast path cannot vouch for (an error, say, whose message is to be
 mined) has its lines taken back out and flagged for the general path. A
@@ -13,11 +14,13 @@ line is fast-path material, as in the line-by-line loop.
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Final, cast
 
-from states.telemetry.duration_columns import GENERAL, UNTIMED
+from states.telemetry.duration_columns import GENERAL, NO_DURATION, UNTIMED
 from states.telemetry.json_shapes import Category, Part, Shape, vet
 
 _FLAGGED: Final[Category] = ()  # the category of a flagged line while grouping: no real one
@@ -34,7 +37,7 @@ class CategoryGroups:
         shape: Shape,
         cats: list[Category],
         windows: int | list[int],
-        values: Iterable[float | None],
+        values: Iterable[float],
         flags: dict[int, str],
     ) -> bool:
         """Append each line's duration to its category's list in its window; flag refused lines.
@@ -56,7 +59,7 @@ class CategoryGroups:
         if type(windows) is int:
             self._append(shape, windows, cats, values, flags)
             return True
-        durations = [None] * len(cats) if values is UNTIMED else list(values)
+        durations = [NO_DURATION] * len(cats) if values is UNTIMED else list(values)
         by_window: dict[int, list[int]] = {}
         for i, window in enumerate(cast(list[int], windows)):
             by_window.setdefault(window, []).append(i)
@@ -71,7 +74,7 @@ class CategoryGroups:
         shape: Shape,
         window: int,
         cats: list[Category],
-        values: Iterable[float | None],
+        values: Iterable[float],
         flags: dict[int, str],
     ) -> bool:
         """``_append``, or nothing at all when a category cannot be hashed (then False).
@@ -100,13 +103,13 @@ class CategoryGroups:
         shape: Shape,
         window: int,
         cats: Sequence[Category],
-        values: Iterable[float | None],
+        values: Iterable[float],
         flags: dict[int, str],
         rows: Sequence[int] | None = None,
     ) -> None:
         lists = shape.by_window[window]
         known = len(lists)
-        deque(map(list.append, map(lists.__getitem__, cats), values), maxlen=0)
+        deque(map(array.append, map(lists.__getitem__, cats), values), maxlen=0)
         lists.pop(_FLAGGED, None)
         if len(lists) == known:
             return
@@ -132,22 +135,24 @@ class CategoryGroups:
 
 
 def _positions(
-    items: Sequence[Category], item: Category, taken: list[float | None], values: object
+    items: Sequence[Category], item: Category, taken: array[float], values: object
 ) -> list[int]:
     """The indices of the occurrences of ``item`` in ``items``, whose ``values`` (a list, or
     another iterable) were ``taken`` in their order (``index`` scans in C, and no further
     than the last one).
 
     From a list of values, each occurrence is sought among the rows holding
-    its value, as the very object taken (``index`` finds that object by
-    identity, NaN included, so it never passes the occurrence; an equal value
-    of another row is skipped when its category is another): comparing one
+    its value: the next row of ``item`` holds the next value taken, so the
+    first row at or after it with that value and ``item`` is that row (an
+    equal value of a row of another category is skipped). Comparing one
     float a row costs about a third of comparing category tuples (8 against
-    20-30 µs for a chunk of the benchmark's log with its 2-3 failed lines).
+    20-30 µs for a chunk of the benchmark's log with its 2-3 failed lines). A
+    NaN (a line without a duration) equals nothing, so then the categories
+    are compared.
     """
     found: list[int] = []
     start = 0
-    if type(values) is not list:
+    if type(values) is not list or any(map(math.isnan, taken)):
         for _ in taken:
             start = items.index(item, start)
             found.append(start)

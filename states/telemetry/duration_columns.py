@@ -8,10 +8,16 @@ holding something else (a text like ``"230ms"``, a boolean, a value out of
 range) is read value by value, and each line whose value the columns cannot
 vouch for is flagged for the general path, which then decides as it always
 has.
+
+A line without a duration (or whose duration the general path decides) is
+given ``NO_DURATION``, a NaN, which no duration taken here can be (a
+column holding NaN is read value by value, and NaN is out of every range):
+the grouped durations are then plain doubles (``category_groups``).
 """
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Iterable
 from itertools import repeat
@@ -21,7 +27,8 @@ from states.telemetry.fields import _LONGEST_DURATION_MS as LONGEST_DURATION_MS
 from states.telemetry.json_shapes import Shape
 
 GENERAL: Final = "general"  # a line the general path must parse
-UNTIMED: Final = repeat(None)  # the durations of a shape read without any
+NO_DURATION: Final = math.nan  # the value of a line without a duration (see the module)
+UNTIMED: Final = repeat(NO_DURATION)  # the durations of a shape read without any
 _FLOAT, _INT = float, int
 
 
@@ -33,9 +40,10 @@ def checked_durations(
     float_limit: float,
     *,
     typed: bool,
-) -> Iterable[float | None]:
-    """Durations in milliseconds, checked as ``fields.coerce_duration_ms`` checks them; a line
-    whose value only the general path can judge is flagged ``GENERAL`` in ``flags``.
+) -> Iterable[float]:
+    """Durations in milliseconds (``NO_DURATION`` for a line without one), checked as
+    ``fields.coerce_duration_ms`` checks them; a line whose value only the general path can
+    judge is flagged ``GENERAL`` in ``flags``.
 
     ``float_limit``: the largest float taken here (in the source's unit).
     ``typed``: every value is a float or None (as the typed decoder reads
@@ -63,10 +71,10 @@ def checked_durations(
 
 def _one_by_one(
     durations: list[object], shape: Shape, flags: dict[int, str], unit_ms: float, longest: float
-) -> list[float | None]:
-    values: list[float | None] = []
+) -> list[float]:
+    values: list[float] = []
     for i, value in enumerate(durations):
-        millis: float | None = None
+        millis = NO_DURATION
         if type(value) is float and 0.0 <= value <= longest:
             millis = value * unit_ms
         elif type(value) is int and 0.0 <= float(value) * unit_ms <= LONGEST_DURATION_MS:

@@ -18,7 +18,7 @@ line. Most services write every line with the same keys, so a batch of
    batch when it lies within one minute;
 4. durations: types and range checked over the column, converted at once
    (``duration_columns``);
-5. group: each duration is appended to the list of its category in its
+5. group: each duration is appended to the doubles of its category in its
    window (``category_groups``). Each new category is vetted once per
    poll; a category the fast path cannot vouch for (an error, say, whose
    message is to be mined) has its lines taken out and sent to the general
@@ -34,10 +34,12 @@ line loop.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, cast
 
+import numpy as np
 import orjson
 
 from states.telemetry.category_groups import CategoryGroups
@@ -153,13 +155,8 @@ class JsonColumns:
                         tuple[Any, ...], shape.parts[cat]
                     )
                     count = len(values)
-                    timed = (
-                        cast(list[float], values)
-                        if None not in values
-                        else [v for v in values if v is not None]
-                    )
                     key: TallyKey = (component, instance, window, version, operation)
-                    self._folder.add_tally(key, count, count if error else 0, timed)
+                    self._folder.add_tally(key, count, count if error else 0, _ascending(values))
             shape.by_window.clear()
 
     def _columns(self, batch: Sequence[bytes]) -> _Columns | None:
@@ -223,6 +220,17 @@ class JsonColumns:
             flags.setdefault(i, "future_timestamp" if when > bounds.latest else "too_old")
             return 0
         return math.floor(when.timestamp() / self._folder.window_s)
+
+
+def _ascending(durations: array[float]) -> list[float]:
+    """One category's durations in one window, those of lines without one left out, in
+    ascending order (a stable sort: equal values, a zero beside a negative zero, keep their
+    order, as the folder's sort of the list would keep them)."""
+    values = np.frombuffer(durations, dtype=np.float64)
+    missing = np.isnan(values)
+    if missing.any():
+        values = values[~missing]
+    return cast(list[float], np.sort(values, kind="stable").tolist())
 
 
 def _same_keys(shape: Shape, docs: list[dict[str, Any]]) -> bool:

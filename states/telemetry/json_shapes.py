@@ -24,6 +24,7 @@ to the general path". Categories are compared by equality, where
 from __future__ import annotations
 
 import operator
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,10 +60,16 @@ class Shape:
     absent: frozenset[str]  # candidate keys no object may hold
     further: frozenset[str]  # targets with later candidates: null means "look further"
     parts: dict[Category, Part] = field(default_factory=dict)  # each category, vetted once
-    # durations (None: untimed) of the lines folded so far, by window, then category
-    by_window: defaultdict[int, defaultdict[Category, list[float | None]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    # durations of the lines folded so far (NaN: none), by window, then category, as doubles
+    # side by side in memory: a poll's float objects end up scattered over megabytes, so each
+    # later pass over a window's durations would miss the cache value by value
+    by_window: defaultdict[int, defaultdict[Category, array[float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(_doubles))
     )
+
+
+def _doubles() -> array[float]:
+    return array("d")
 
 
 def shape_of(first: Mapping[str, Any], names: Mapping[str, tuple[str, ...]]) -> Shape | None:
