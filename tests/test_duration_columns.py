@@ -108,3 +108,11 @@ def test_a_shape_without_durations_reads_every_line_as_untimed() -> None:
     assert checked_durations(None, shape_reading("duration_ms"), {}, 1.0, 10.0, typed=False) is (
         UNTIMED
     )
+
+
+@pytest.mark.parametrize("value", [-0.0, "-0.0", "-0ms", "-0s"])
+def test_a_negative_zero_duration_is_taken_as_zero(value: object) -> None:
+    millis = coerce_duration_ms(value, 1000.0)
+
+    assert millis == 0.0
+    assert math.copysign(1.0, millis) == 1.0

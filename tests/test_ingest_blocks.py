@@ -326,6 +326,27 @@ def test_lines_without_durations_and_equal_durations_are_stored_as_the_general_p
             assert (other.count, other.errors) == (part.count, part.errors)
 
 
+@pytest.mark.parametrize("blocks", [True, False])
+def test_a_negative_zero_duration_is_stored_as_zero_on_every_route(blocks: bool) -> None:
+    # ``==`` cannot tell the zeros apart, and a window's order of equal zeros would depend
+    # on the route; the stored text can tell them apart.
+    durations = [0.0, -0.0, None, 2.5, -0.0, 0.0, 1.0]
+    lines = [
+        line(duration_ms=d, operation=f"GET /{i % 2}", instance=f"web-{i % 3}")
+        for _ in range(150)
+        for i, d in enumerate(durations)
+    ]
+    routes = {
+        "general": general_path(FormatSpec(), lines, 60.0)[0],
+        "fast": fast_path(FormatSpec(), lines, 60.0, blocks=blocks)[0],
+    }
+    for parts in routes.values():
+        for part in parts.values():
+            stored = json.dumps([part.samples, part.operations])
+            assert "-0.0" not in stored
+            assert "0.0" in stored
+
+
 def test_lines_out_of_order_and_across_windows_fold_as_the_general_path() -> None:
     lines = uniform(3 * CHUNK)
     lines += [line(ts=(NOW - timedelta(seconds=s * 7.3)).isoformat()) for s in range(300)]

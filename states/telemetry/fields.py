@@ -135,9 +135,13 @@ def _whole_number(value: object) -> int | None:
 
 
 def coerce_duration_ms(value: object, unit_ms: float) -> float:
-    """Milliseconds from a number in the configured unit or a string like "1.5s"."""
+    """Milliseconds from a number in the configured unit or a string like "1.5s".
+
+    A negative zero is zero: ``-0.0`` is a legal number in every format, and
+    a stored window must not depend on which of two equal zeros came first.
+    """
     if type(value) is float and 0.0 <= value <= _LONGEST_DURATION_MS / unit_ms:
-        return value * unit_ms
+        return value * unit_ms + 0.0
     if isinstance(value, bool):
         raise FieldError(BAD_DURATION, f"duration is a boolean: {value!r}")
     if isinstance(value, int | float):
@@ -148,7 +152,7 @@ def coerce_duration_ms(value: object, unit_ms: float) -> float:
         raise FieldError(BAD_DURATION, f"duration has type {type(value).__name__}")
     if not math.isfinite(millis) or millis < 0 or millis > _LONGEST_DURATION_MS:
         raise FieldError(BAD_DURATION, f"duration {value!r:.40} is negative or out of range")
-    return millis
+    return millis + 0.0
 
 
 def duration_text_ms(text: str, unit_ms: float) -> float:

@@ -223,14 +223,14 @@ class JsonColumns:
 
 
 def _ascending(durations: array[float]) -> list[float]:
-    """One category's durations in one window, those of lines without one left out, in
-    ascending order (a stable sort: equal values, a zero beside a negative zero, keep their
-    order, as the folder's sort of the list would keep them)."""
-    values = np.frombuffer(durations, dtype=np.float64)
+    """One category's durations in one window, those of lines without one left out, a
+    negative zero made zero (as ``fields.coerce_duration_ms`` makes it), in ascending order."""
+    values = np.frombuffer(durations, dtype=np.float64) + 0.0
     missing = np.isnan(values)
     if missing.any():
         values = values[~missing]
-    return cast(list[float], np.sort(values, kind="stable").tolist())
+    values.sort()
+    return cast(list[float], values.tolist())
 
 
 def _same_keys(shape: Shape, docs: list[dict[str, Any]]) -> bool:

@@ -162,7 +162,7 @@ class JsonFastPath:
                 duration = _first(get, dur_rest)
             if duration is not None:
                 if type(duration) is float and 0.0 <= duration <= max_duration:
-                    duration = duration * unit_ms
+                    duration = duration * unit_ms + 0.0  # a negative zero is zero
                 elif type(duration) is int and 0.0 <= float(duration) * unit_ms <= longest:
                     duration = float(duration) * unit_ms
                 else:
