@@ -226,11 +226,11 @@ def _ascending(durations: array[float]) -> list[float]:
     """One category's durations in one window, those of lines without one left out, a
     negative zero made zero (as ``fields.coerce_duration_ms`` makes it), in ascending order."""
     values = np.frombuffer(durations, dtype=np.float64) + 0.0
-    missing = np.isnan(values)
-    if missing.any():
-        values = values[~missing]
-    values.sort()
-    return cast(list[float], values.tolist())
+    values.sort()  # NaNs last
+    ascending = cast(list[float], values.tolist())
+    if ascending and math.isnan(ascending[-1]):
+        del ascending[int(np.isnan(values).argmax()) :]
+    return ascending
 
 
 def _same_keys(shape: Shape, docs: list[dict[str, Any]]) -> bool:
