@@ -1,15 +1,16 @@
 """Grouping a column of lines' durations by window and category, vetting each category once.
 
-Each duration is appended to the doubles of its category in its window
-(an ``array``, see ``Shape.by_window``) with one ``map(array.append, ...)``
-over the column; a category seen for the
-first time in a poll is vetted then (``json_shapes.vet``), and a category
-the fast path cannot vouch for (an error, say, whose message is to be
-mined) has its lines taken back out and flagged for the general path. A
-line flagged before grouping (its timestamp or duration needs the general
-path, or its timestamp is out of range) is grouped under no category;
-an out-of-range timestamp stays a rejection only when the rest of the
-line is fast-path material, as in the line-by-line loop.
+Each duration (a float: ``duration_columns`` gives nothing else) is
+appended to the doubles of its category in its window (an ``array``, see
+``Shape.by_window``) with one ``map(array.append, ...)`` over the column;
+a category seen for the first time in a poll is vetted then
+(``json_shapes.vet``), and a category the fast path cannot vouch for (an
+error, say, whose message is to be mined) has its lines taken back out and
+flagged for the general path. A line flagged before grouping (its
+timestamp or duration needs the general path, or its timestamp is out of
+range) is grouped under no category; an out-of-range timestamp stays a
+rejection only when the rest of the line is fast-path material, as in the
+line-by-line loop.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ _FLAGGED: Final[Category] = ()  # the category of a flagged line while grouping:
 
 
 class CategoryGroups:
-    """Appends lines to their shape's per-window category lists (``Shape.by_window``)."""
+    """Appends lines' durations to their shape's per-window category arrays
+    (``Shape.by_window``)."""
 
     def __init__(self, default_level: str | None, *, mine_severe: bool) -> None:
         self._default_level, self._mine_severe = default_level, mine_severe
@@ -40,7 +42,8 @@ class CategoryGroups:
         values: Iterable[float],
         flags: dict[int, str],
     ) -> bool:
-        """Append each line's duration to its category's list in its window; flag refused lines.
+        """Append each line's duration to its category's doubles in its window; flag refused
+        lines.
 
         False, having changed nothing, when a category holds a list or an object
         (which cannot be a dictionary key): the batch goes line by line.
@@ -80,7 +83,8 @@ class CategoryGroups:
         """``_append``, or nothing at all when a category cannot be hashed (then False).
 
         Hashing every category beforehand would cost as much as the appending;
-        an unhashable one is rare, so the appends before it are taken back.
+        an unhashable one is rare, so the appends before it are taken back
+        (the only TypeError: every value is a float).
         """
         lists = shape.by_window[window]
         known = len(lists)

@@ -10,9 +10,9 @@ vouch for is flagged for the general path, which then decides as it always
 has.
 
 A line without a duration (or whose duration the general path decides) is
-given ``NO_DURATION``, a NaN, which no duration taken here can be (a
-column holding NaN is read value by value, and NaN is out of every range):
-the grouped durations are then plain doubles (``category_groups``).
+given ``NO_DURATION``, a NaN, which no duration taken here can be (JSON
+has no NaN, and neither orjson nor msgspec makes one): the grouped
+durations are then plain doubles (``category_groups``).
 """
 
 from __future__ import annotations
