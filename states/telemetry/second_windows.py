@@ -73,7 +73,9 @@ class SecondWindows:
         (or are not all strings); one int when every text provably lies in that one window.
 
         In a list, None marks a text whose second is not provable (see the
-        module): the caller parses that one in full. The one-window answer
+        module): the caller parses that one in full. Each second not seen yet
+        is learned first, from one of its texts, so the others are looked up
+        like every known one (not one by one after a miss). The one-window answer
         needs no lookup per text: texts of one shape sort as their instants
         do, so when the earliest and the latest share their minute (and their
         window), so does every text between them (whose seconds are digits).
@@ -91,8 +93,12 @@ class SecondWindows:
             if window is not None and window == self._known_second(last, zone):
                 return window
         heads = list(map(_head_of, texts))
-        table = self.by_zone.get(zone)
-        windows: list[int | None] = list(map(table.get, heads)) if table else [None] * len(heads)
+        table = self.by_zone.setdefault(zone, {})
+        if not table.keys() >= set(heads):  # a second not seen yet: learned from one text of it
+            for head, text in dict(zip(heads, texts, strict=True)).items():
+                if head not in table:
+                    self._second_miss(text, head, zone)
+        windows: list[int | None] = list(map(table.get, heads))
         if None in windows:
             for i, window in enumerate(windows):
                 if window is None:
