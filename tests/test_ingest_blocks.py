@@ -304,15 +304,19 @@ def test_refused_lines_among_lines_of_equal_durations_go_alone_to_the_parser(
     assert _routes(lines) == Counter({"parser": len(failed)})
 
 
-def test_lines_without_durations_and_equal_durations_are_stored_as_the_general_path_stores_them() -> (
-    None
-):
-    durations = [0.0, 1.0, None, 2.5, 1.0, 0.0, None, 2.5]
-    lines = [
+def _repeated(durations: list[float | None]) -> list[bytes]:
+    """Lines of these durations, over two operations and three instances, 150 times over."""
+    return [
         line(duration_ms=d, operation=f"GET /{i % 2}", instance=f"web-{i % 3}")
         for _ in range(150)
         for i, d in enumerate(durations)
     ]
+
+
+def test_lines_without_durations_and_equal_durations_are_stored_as_the_general_path_stores_them() -> (
+    None
+):
+    lines = _repeated([0.0, 1.0, None, 2.5, 1.0, 0.0, None, 2.5])
     slow, _, _ = general_path(FormatSpec(), lines, 60.0)
     for blocks in (True, False):
         fast, _, _ = fast_path(FormatSpec(), lines, 60.0, blocks=blocks)
@@ -330,12 +334,7 @@ def test_lines_without_durations_and_equal_durations_are_stored_as_the_general_p
 def test_a_negative_zero_duration_is_stored_as_zero_on_every_route(blocks: bool) -> None:
     # ``==`` cannot tell the zeros apart, and a window's order of equal zeros would depend
     # on the route; the stored text can tell them apart.
-    durations = [0.0, -0.0, None, 2.5, -0.0, 0.0, 1.0]
-    lines = [
-        line(duration_ms=d, operation=f"GET /{i % 2}", instance=f"web-{i % 3}")
-        for _ in range(150)
-        for i, d in enumerate(durations)
-    ]
+    lines = _repeated([0.0, -0.0, None, 2.5, -0.0, 0.0, 1.0])
     routes = {
         "general": general_path(FormatSpec(), lines, 60.0)[0],
         "fast": fast_path(FormatSpec(), lines, 60.0, blocks=blocks)[0],
