@@ -69,7 +69,7 @@ def test_lines_are_found_wherever_newlines_lie_in_their_words(newlines: bytes) -
 
 def test_flags_kept_from_block_to_block_find_the_same_lines() -> None:
     rng = random.Random(7)
-    scratch = np.ones(3000, dtype=np.bool_)  # stale flags everywhere
+    scratch = np.ones(40_000, dtype=np.bool_)  # stale flags everywhere
     for count in (600, 20, 1, 300):  # longer blocks, then shorter ones over their flags
         lines = random_lines(rng, count)
         data = b"\n".join(lines) + b"\n" + b'{"partial"'
@@ -77,6 +77,7 @@ def test_flags_kept_from_block_to_block_find_the_same_lines() -> None:
         block = LineBlock.of(data, end, scratch)
         assert list(block) == lines == list(LineBlock.of(data, end))
         assert [block[i] for i in range(len(block))] == lines
+        assert scratch[: end + 1].sum() == count  # the flags compared into were these
 
 
 def test_flags_too_few_for_a_block_are_left_aside() -> None:
